@@ -1,0 +1,61 @@
+# The compendium's entry points. A newcomer needs two:
+#   make reproduce   set up, fetch the data, and regenerate every result and paper/main.pdf
+#   make test        set up, and run the unit tests, ruff, and the notebooks under nbval
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
+# The offline mirror of public files beside the repository (CI's and this project's machines);
+# without it, `amcf data fetch` downloads from the official URLs.
+AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
+export AMCF_DATA_MIRROR
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade-strategy only-if-needed -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# pdflatex builds paper/main.pdf; Debian's TeX Live is installed when missing and we are root.
+tex:
+	@command -v latexmk >/dev/null && command -v pdflatex >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern latexmk \
+	      >/dev/null; \
+	  else \
+	    echo "paper/main.pdf needs pdflatex and latexmk: install TeX Live (Debian/Ubuntu:" \
+	         "sudo apt-get install texlive-latex-recommended texlive-fonts-recommended latexmk)"; \
+	    exit 1; \
+	  fi; }
+
+data: setup
+	$(BIN)/amcf data fetch
+
+# What the notebooks' default parameters read: the prepared datasets and the source models.
+inputs: data
+	$(BIN)/dvc repro pretrain
+
+reproduce: setup tex data
+	$(BIN)/dvc repro
+	@echo "Every result is regenerated; the paper is paper/main.pdf"
+
+lint: setup
+	$(BIN)/ruff check .
+
+unit: setup
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests
+
+notebooks: inputs
+	$(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env notebooks
+
+test: lint unit notebooks
+
+lab: setup
+	$(BIN)/jupyter lab

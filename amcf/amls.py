@@ -1,0 +1,202 @@
+"""AMLS: choose how many bottom layers of each source model to freeze, by a swarm search.
+
+The fitness of a scheme (k_1..k_K) is the best fused *validation* accuracy of a short
+collaborative run (MC-loss, ``train_config.epochs`` epochs, 5 in the paper) from the
+pretrained weights with k_j layers of model j frozen. The paper's script measured it on the
+test split; here the test split is withheld from the fitness altogether.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from amcf.data.tensors import Splits
+from amcf.objective import Objective
+from amcf.train import TrainConfig, fit
+
+Builder = Callable[[int], nn.Module]  # source index -> model with a fresh num_classes head
+Freezer = Callable[..., nn.Module]  # (model, k, freeze_bn_stats=...) -> model
+
+
+class WithheldSplit(Dataset):
+    """Stands in for the test split during the search: any access is a bug, so it raises."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _refuse(self, *_: Any) -> Any:
+        raise RuntimeError(f"the layer search read the test split of {self.name!r}; its fitness "
+                           "must use the validation split only")
+
+    __len__ = __getitem__ = _refuse
+
+
+def _default_builder(sources: Sequence[Any], splits: Splits) -> Builder:
+    from amcf.models import build_model
+
+    num_classes, in_chans = splits.num_classes, splits.in_chans
+    return lambda j: build_model(sources[j], num_classes, in_chans=in_chans)
+
+
+def _default_freezer() -> Freezer:
+    from amcf.layers import freeze_bottom
+
+    return freeze_bottom
+
+
+class SchemeFitness:
+    """``fitness(scheme) -> float``: the best fused val accuracy over a short AMCF run.
+
+    The K pretrained models are built once, under ``train_config.seed``, and every call
+    trains deep copies of them: the same models a reseeded fresh build gives, without
+    reading the weights from disk 60 times. ``records`` keeps one row per call.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Any],
+        splits: Splits,
+        train_config: TrainConfig,
+        lam: float = 0.2,
+        freeze_bn_stats: bool = False,
+        build: Builder | None = None,
+        freeze: Freezer | None = None,
+    ):
+        if not sources:
+            raise ValueError("AMLS needs at least one source model")
+        if not isinstance(train_config, TrainConfig):
+            raise TypeError(f"train_config must be a TrainConfig, got {type(train_config)}")
+        Objective(lam)  # validates lam before any model is built
+        self.sources = list(sources)
+        self.splits = dataclasses.replace(splits, test=WithheldSplit(splits.name))
+        self.config = train_config.model_copy(update={"eval_test": False})
+        self.lam = lam
+        self.freeze_bn_stats = freeze_bn_stats
+        self._build = build if build is not None else _default_builder(self.sources, splits)
+        self._freeze = freeze if freeze is not None else _default_freezer()
+        self._templates: list[nn.Module] | None = None
+        self.records: list[dict[str, Any]] = []
+
+    def templates(self) -> list[nn.Module]:
+        """The K freshly built models (before any freezing), built once under the seed."""
+        if self._templates is None:
+            torch.manual_seed(self.config.seed)
+            self._templates = [self._build(j) for j in range(len(self.sources))]
+        return self._templates
+
+    def layer_counts(self) -> list[int]:
+        from amcf.layers import num_layers
+
+        return [num_layers(m) for m in self.templates()]
+
+    def _scheme(self, scheme: Sequence[Any]) -> tuple[int, ...]:
+        scheme = tuple(int(k) for k in scheme)
+        if len(scheme) != len(self.sources):
+            raise ValueError(f"a scheme needs one layer count per source ({len(self.sources)}), "
+                             f"got {len(scheme)}: {scheme}")
+        return scheme
+
+    def __call__(self, scheme: Sequence[Any]) -> float:
+        scheme = self._scheme(scheme)
+        models = [copy.deepcopy(m) for m in self.templates()]
+        for model, k in zip(models, scheme, strict=True):
+            self._freeze(model, k, freeze_bn_stats=self.freeze_bn_stats)
+        t0 = time.perf_counter()
+        result = fit(models, self.splits, self.config, Objective(self.lam))
+        fitness = float(max(row["val_acc"] for row in result.history))
+        self.records.append({"scheme": list(scheme), "fitness": fitness,
+                             "val_acc": [row["val_acc"] for row in result.history],
+                             "seconds": time.perf_counter() - t0})
+        return fitness
+
+
+def make_fitness(
+    sources: Sequence[Any],
+    splits: Splits,
+    train_config: TrainConfig,
+    lam: float = 0.2,
+    freeze_bn_stats: bool = False,
+    build: Builder | None = None,
+    freeze: Freezer | None = None,
+) -> SchemeFitness:
+    """The AMLS fitness for these sources and target (see :class:`SchemeFitness`).
+
+    ``build(j)`` defaults to ``amcf.models.build_model(sources[j], num_classes, in_chans=...)``
+    and ``freeze`` to ``amcf.layers.freeze_bottom``; both can be replaced (e.g. in tests).
+    """
+    return SchemeFitness(sources, splits, train_config, lam, freeze_bn_stats, build, freeze)
+
+
+def scheme_fitness(scheme: Sequence[int], sources: Sequence[Any], splits: Splits,
+                   train_config: TrainConfig, lam: float = 0.2, **kwargs: Any) -> float:
+    """One fitness evaluation: the best fused val accuracy for ``scheme``."""
+    return make_fitness(sources, splits, train_config, lam, **kwargs)(scheme)
+
+
+_COMPUTED = frozenset({"fitness", "dims", "high", "state_path"})
+
+
+def _settings_dict(search_settings: Any) -> dict[str, Any]:
+    if hasattr(search_settings, "model_dump"):
+        search_settings = search_settings.model_dump()
+    if search_settings is None:
+        return {}
+    if not isinstance(search_settings, Mapping):
+        raise TypeError("search_settings must be a dict (or pydantic model) of search options "
+                        f"such as particles, iterations, seed; got {type(search_settings)}")
+    clash = sorted(_COMPUTED & set(search_settings))
+    if clash:
+        raise ValueError(f"search_settings must not set {clash}: run_amls derives them from "
+                         "the models (high_j = number of layers of model j - 1)")
+    return dict(search_settings)
+
+
+def run_amls(
+    sources: Sequence[Any],
+    splits: Splits,
+    search_settings: Mapping[str, Any] | Any,
+    train_config: TrainConfig,
+    lam: float = 0.2,
+    state_path: Any = None,
+    *,
+    freeze_bn_stats: bool = False,
+    build: Builder | None = None,
+    freeze: Freezer | None = None,
+    search: Callable[..., Any] | None = None,
+) -> Any:
+    """Search the freezing scheme with PSO (``amcf.search.pso`` unless ``search`` is given).
+
+    One dimension per source with range [low, num_layers_j - 1], as in the paper (49 layers
+    -> [0, 48]: the last layer and the head always train). ``search_settings`` holds the
+    search's own options (particles, iterations, seed, c1, c2, w_start, w_end, v_max, low).
+    Returns the search's result (``best``, ``best_fitness``, ``history``, ...).
+    """
+    settings = _settings_dict(search_settings)
+    fitness = make_fitness(sources, splits, train_config, lam, freeze_bn_stats, build, freeze)
+    counts = fitness.layer_counts()
+    if min(counts) < 1:
+        raise ValueError(f"every source model needs at least one layer to search over, got "
+                         f"layer counts {counts}")
+    if search is None:
+        from amcf.search.pso import pso as search
+    params = inspect.signature(search).parameters
+    if "context" in params and "context" not in settings:
+        # The search's memo records what the fitness measured, so a state file written for
+        # another target, source set or recipe is refused instead of reused.
+        settings["context"] = {
+            "method": "amls", "dataset": splits.name, "lam": lam,
+            "sources": [s.model_dump() if hasattr(s, "model_dump") else str(s)
+                        for s in fitness.sources],
+            "freeze_bn_stats": freeze_bn_stats, "train": fitness.config.identity(),
+        }
+    return search(fitness, len(counts), high=[n - 1 for n in counts], state_path=state_path,
+                  **settings)

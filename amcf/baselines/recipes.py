@@ -1,0 +1,155 @@
+"""The baselines as ready-to-train (models, objective) pairs for :func:`amcf.train.fit`.
+
+Every recipe builds one model per source (a single :class:`~amcf.models.SourceSpec` is taken
+as a list of one) with a new ``num_classes``-way head:
+
+- ``scratch``: the architectures with random weights (``weights=None``).
+- ``finetune``: all layers of each pretrained source, lam = 0. With lam = 0 the K models'
+  losses are a plain sum of per-model cross-entropies and each model has its own optimiser,
+  so no gradient crosses between models: one K-model run *is* K standalone fine-tunings (on
+  the same batches) and, through the fused prediction that fit reports, the ensemble.
+- ``ensemble``: the same run as ``finetune``; read the fused accuracy (sum of logits).
+- ``linear_probe``: everything but the head frozen (``freeze_bottom(k=num_layers)``).
+- ``l2sp``, ``child_tuning_f``, ``child_tuning_d``, ``adafilter``, ``dml``: the mechanisms of
+  the modules beside this one.
+Baselines other than ``dml`` use lam = 0: no collaborative term.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from amcf.baselines.adafilter import AdaFilterNet
+from amcf.baselines.child_tuning import ChildTuningD, ChildTuningF
+from amcf.baselines.dml import DeepMutualLearning
+from amcf.baselines.l2sp import L2SP
+from amcf.objective import Objective
+
+Recipe = tuple[list[nn.Module], Objective]
+
+
+def _as_list(sources: Any) -> list:
+    from amcf.models import SourceSpec
+
+    if isinstance(sources, SourceSpec):
+        return [sources]
+    sources = list(sources)
+    if not sources or not all(isinstance(s, SourceSpec) for s in sources):
+        raise ValueError("sources must be a SourceSpec or a non-empty sequence of SourceSpec")
+    return sources
+
+
+def _build(sources: Any, num_classes: int, in_chans: int | None) -> list[nn.Module]:
+    from amcf.models import build_model
+
+    return [build_model(s, num_classes, in_chans=in_chans) for s in _as_list(sources)]
+
+
+def scratch(sources: Any, num_classes: int, *, in_chans: int | None = None,
+            seed: int = 0) -> Recipe:
+    """Random initialisation of each source's architecture, seeded so runs repeat."""
+    specs = [s.model_copy(update={"weights": None}) for s in _as_list(sources)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        models = _build(specs, num_classes, in_chans)
+    return models, Objective(lam=0.0)
+
+
+def finetune(sources: Any, num_classes: int, *, in_chans: int | None = None) -> Recipe:
+    """Every layer of every pretrained source trains, each model on its own (lam = 0)."""
+    return _build(sources, num_classes, in_chans), Objective(lam=0.0)
+
+
+def ensemble(sources: Any, num_classes: int, *, in_chans: int | None = None) -> Recipe:
+    """Independently fine-tuned sources whose logits fit sums: the ``finetune`` run itself."""
+    return finetune(sources, num_classes, in_chans=in_chans)
+
+
+def linear_probe(sources: Any, num_classes: int, *, in_chans: int | None = None,
+                 freeze_bn_stats: bool = False) -> Recipe:
+    """Only the new head trains on top of each frozen pretrained source."""
+    from amcf.layers import freeze_bottom, num_layers
+
+    models = _build(sources, num_classes, in_chans)
+    for m in models:
+        freeze_bottom(m, num_layers(m), freeze_bn_stats=freeze_bn_stats)
+    return models, Objective(lam=0.0)
+
+
+def l2sp(sources: Any, num_classes: int, *, in_chans: int | None = None,
+         alpha: float = 0.01, beta: float = 0.01) -> Recipe:
+    objective = L2SP(alpha=alpha, beta=beta)
+    return _build(sources, num_classes, in_chans), objective
+
+
+def child_tuning_f(sources: Any, num_classes: int, *, in_chans: int | None = None,
+                   p: float = 0.3) -> Recipe:
+    objective = ChildTuningF(p=p)
+    return _build(sources, num_classes, in_chans), objective
+
+
+def child_tuning_d(sources: Any, num_classes: int, *, in_chans: int | None = None,
+                   p: float = 0.3) -> Recipe:
+    objective = ChildTuningD(p=p)
+    return _build(sources, num_classes, in_chans), objective
+
+
+def adafilter(sources: Any, num_classes: int, *, in_chans: int | None = None,
+              hidden_size: int = 64, tau: float = 1.0, seed: int = 0) -> Recipe:
+    """Each source wrapped in :class:`AdaFilterNet`; the policy's init is seeded."""
+    models = _build(sources, num_classes, in_chans)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        wrapped = [AdaFilterNet(m, hidden_size=hidden_size, tau=tau) for m in models]
+    return wrapped, Objective(lam=0.0)
+
+
+def dml(sources: Any, num_classes: int, *, in_chans: int | None = None,
+        lam: float = 1.0, temperature: float = 1.0) -> Recipe:
+    """AMCF's models with DML's KL term in place of the MC term (K >= 2 to mean anything)."""
+    objective = DeepMutualLearning(lam=lam, temperature=temperature)
+    return _build(sources, num_classes, in_chans), objective
+
+
+BASELINES: dict[str, Callable[..., Recipe]] = {
+    "scratch": scratch,
+    "finetune": finetune,
+    "ensemble": ensemble,
+    "linear_probe": linear_probe,
+    "l2sp": l2sp,
+    "child_tuning_f": child_tuning_f,
+    "child_tuning_d": child_tuning_d,
+    "adafilter": adafilter,
+    "dml": dml,
+}
+
+
+def baseline_params(name: str) -> list[str]:
+    """The keyword settings a baseline accepts (besides sources, num_classes, in_chans)."""
+    recipe = _lookup(name)
+    return [p for p in inspect.signature(recipe).parameters
+            if p not in ("sources", "num_classes", "in_chans")]
+
+
+def _lookup(name: str) -> Callable[..., Recipe]:
+    try:
+        return BASELINES[name]
+    except KeyError:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)} "
+                         "(ALS runs through amcf.baselines.als_search)") from None
+
+
+def build_baseline(name: str, sources: Any, num_classes: int, *, in_chans: int | None = None,
+                   **params: Any) -> Recipe:
+    """(models, objective) of baseline ``name``, checking ``params`` before building."""
+    recipe = _lookup(name)
+    unknown = sorted(set(params) - set(baseline_params(name)))
+    if unknown:
+        raise ValueError(f"baseline {name!r} has no setting {unknown}; it accepts "
+                         f"{baseline_params(name)}")
+    return recipe(sources, num_classes, in_chans=in_chans, **params)

@@ -1,0 +1,147 @@
+"""In-memory image datasets and the trainer's fast batch path.
+
+Small datasets are decoded once into a uint8 tensor (N, C, H, W). Training on them does not
+go through a per-sample ``DataLoader``: :func:`iterate_batches` indexes the tensor, applies
+:class:`BatchAugment` to the whole batch at once and normalises, on the training device.
+On a 2-core CPU this removes most of the per-step overhead for 28-px images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+
+@dataclass(frozen=True)
+class BatchAugment:
+    """Random translation by up to ``pad`` pixels (zero padding) and optional horizontal flip."""
+
+    pad: int = 0
+    flip: bool = False
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        n, _, h, w = x.shape
+        if self.flip:
+            mask = torch.rand(n, generator=generator) < 0.5
+            x = torch.where(mask.view(n, 1, 1, 1).to(x.device), x.flip(-1), x)
+        if self.pad > 0:
+            p = self.pad
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (n,), generator=generator)
+            dx = torch.randint(0, 2 * p + 1, (n,), generator=generator)
+            rows = (dy.view(n, 1) + torch.arange(h)).to(x.device)  # (n, h)
+            cols = (dx.view(n, 1) + torch.arange(w)).to(x.device)  # (n, w)
+            idx_n = torch.arange(n, device=x.device).view(n, 1, 1)
+            # gather each sample's crop: (n, h, w, C) -> (n, C, h, w)
+            x = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)]
+            x = x.permute(0, 3, 1, 2).contiguous()
+        return x
+
+
+class TensorImageDataset(Dataset):
+    """Images held as one uint8 tensor, normalised per channel on access."""
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: BatchAugment | None = None,
+    ):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 (N, C, H, W) tensor, got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got "
+                             f"{tuple(labels.shape)}")
+        if len(mean) != images.shape[1] or len(std) != images.shape[1]:
+            raise ValueError("mean and std need one value per image channel")
+        self.images = images
+        self.labels = labels.long()
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def normalise(self, x_uint8: Tensor) -> Tensor:
+        x = x_uint8.float().div_(255.0)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return self.normalise(self.images[i : i + 1])[0], self.labels[i]
+
+    def with_augment(self, augment: BatchAugment | None) -> TensorImageDataset:
+        return TensorImageDataset(self.images, self.labels, self.mean.flatten().tolist(),
+                                  self.std.flatten().tolist(), augment)
+
+
+@dataclass
+class Splits:
+    """A target (or source) dataset ready for training: train / val / test and class names.
+
+    ``val`` is carved from the training data and is what model selection and the layer
+    search see; ``test`` is touched only for reporting.
+    """
+
+    name: str
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    classes: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_chans(self) -> int:
+        x, _ = self.train[0]
+        return int(x.shape[0])
+
+
+def iterate_batches(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    train: bool,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+    num_workers: int = 0,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield (x, y) batches on ``device``: shuffled and augmented when ``train``.
+
+    A :class:`TensorImageDataset` takes the fast in-memory path; any other dataset goes
+    through a ``DataLoader`` whose shuffling draws from ``generator`` (so runs repeat).
+    """
+    device = torch.device(device)
+    if isinstance(dataset, TensorImageDataset):
+        n = len(dataset)
+        order = torch.randperm(n, generator=generator) if train else torch.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            x = dataset.images[idx].to(device, non_blocking=True)
+            if train and dataset.augment is not None:
+                x = dataset.augment(x, generator)
+            yield dataset.normalise(x), dataset.labels[idx].to(device, non_blocking=True)
+        return
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if train else 0
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        generator=torch.Generator().manual_seed(seed),
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -1,0 +1,1 @@
+"""Glue between the DVC pipeline and the notebooks: run a notebook as a stage."""

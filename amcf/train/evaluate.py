@@ -1,0 +1,98 @@
+"""Accuracy of K models and of their fused prediction, in one pass over a dataset."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from amcf.data.tensors import iterate_batches
+
+
+def autocast_for(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; full precision everywhere else."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def predict(
+    models: Sequence[nn.Module],
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+    num_workers: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fused predictions (N,), per-model predictions (K, N) and labels (N,), on the CPU.
+
+    Every model sees each batch once; counts stay on the device until the end, so a pass costs
+    one host synchronisation, not one per batch.
+    """
+    was_training = [m.training for m in models]
+    for m in models:
+        m.eval()
+    fused, members, labels = [], [], []
+    # Evaluation draws no random numbers; the generator only satisfies the batch iterator.
+    generator = torch.Generator().manual_seed(0)
+    try:
+        with torch.inference_mode(), autocast_for(device, amp):
+            for x, y in iterate_batches(dataset, batch_size, train=False, generator=generator,
+                                        device=device, num_workers=num_workers):
+                if channels_last and device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                logits = torch.stack([m(x).float() for m in models])  # (K, B, C)
+                fused.append(logits.sum(dim=0).argmax(dim=-1))
+                members.append(logits.argmax(dim=-1))
+                labels.append(y)
+    finally:
+        for m, mode in zip(models, was_training, strict=True):
+            m.train(mode)
+    if not labels:
+        raise ValueError("cannot evaluate on an empty dataset: the split has no samples")
+    return (torch.cat(fused).cpu(), torch.cat(members, dim=1).cpu(), torch.cat(labels).cpu())
+
+
+def accuracies(fused: torch.Tensor, members: torch.Tensor, labels: torch.Tensor
+               ) -> tuple[float, list[float]]:
+    """Fused accuracy and each model's accuracy, as fractions."""
+    n = labels.numel()
+    acc = (fused == labels).sum().item() / n
+    member_acc = ((members == labels).sum(dim=1).double() / n).tolist()
+    return acc, member_acc
+
+
+def evaluate(
+    models: nn.Module | Sequence[nn.Module],
+    dataset: Dataset,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    *,
+    amp: bool = False,
+) -> dict[str, Any]:
+    """Evaluate K models on ``dataset``; the fused class is the argmax of the summed logits.
+
+    Returns ``acc`` (fused), ``member_acc`` (list, one per model), ``predictions`` (fused,
+    LongTensor), ``member_predictions`` (K x N) and ``labels``. Models are moved to ``device``
+    and left in the train/eval mode they had.
+    """
+    if isinstance(models, nn.Module):
+        models = [models]
+    if not models:
+        raise ValueError("evaluate needs at least one model")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device)
+    for m in models:
+        m.to(device)
+    fused, members, labels = predict(models, dataset, batch_size=batch_size, device=device,
+                                     amp=amp)
+    acc, member_acc = accuracies(fused, members, labels)
+    return {"acc": acc, "member_acc": member_acc, "predictions": fused,
+            "member_predictions": members, "labels": labels}

@@ -1,0 +1,325 @@
+"""One training loop for every method: K models, shared batches, one joint backward."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from amcf.data.tensors import Splits, iterate_batches
+from amcf.io import read_json, write_json
+from amcf.objective import Objective
+from amcf.train import records, state
+from amcf.train.config import TrainConfig, resolve_device
+from amcf.train.evaluate import accuracies, autocast_for, predict
+
+EVAL_BATCH_SIZE = 256
+HISTORY, METRICS, CHECKPOINT, PREDICTIONS = (
+    "history.csv", "metrics.json", "checkpoint.pt", "test_predictions.csv")
+# Callback after each finished (and checkpointed) epoch: (epoch, history row).
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns. The models hold the weights of the last epoch."""
+
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    out_dir: Path | None = None
+    resumed_from_epoch: int = 0  # epochs already done when this call started
+    cached: bool = False  # True when a finished run in out_dir was returned without training
+    test_predictions: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def selected_epoch(self) -> int:
+        return self.metrics["selected_epoch"]
+
+    @property
+    def val_acc(self) -> float:
+        return self.metrics["val_acc"]
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.metrics["test_acc"]
+
+    @property
+    def best_test_acc(self) -> float | None:
+        return self.metrics["best_test_acc"]
+
+
+@dataclass
+class _Run:
+    """The mutable state of a run: everything a checkpoint must carry besides the models."""
+
+    optimizers: list[torch.optim.Optimizer]
+    schedulers: list[torch.optim.lr_scheduler.StepLR]
+    batches: torch.Generator
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float = -1.0
+    best_predictions: torch.Tensor | None = None  # fused test predictions, selected epoch
+    test_labels: torch.Tensor | None = None
+    wall_time_s: float = 0.0
+
+
+def _check_inputs(models: Sequence[nn.Module], splits: Splits, config: Any) -> TrainConfig:
+    if isinstance(config, dict):
+        config = TrainConfig(**config)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig (or a dict of its fields), got "
+                        f"{type(config).__name__}")
+    if isinstance(models, nn.Module) or not models:
+        raise ValueError("models must be a non-empty sequence of nn.Module (one per source)")
+    for j, m in enumerate(models):
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"models[{j}] is a {type(m).__name__}, not an nn.Module")
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("the same model object appears twice in models; build one per source")
+    for name in ("train", "val"):
+        if len(getattr(splits, name)) == 0:
+            raise ValueError(f"splits.{name} of {splits.name!r} is empty; fit needs samples")
+    return config
+
+
+def _make_optimisers(models, objective, config) -> tuple[list, list]:
+    optimizers, schedulers = [], []
+    for j, m in enumerate(models):
+        params = list(objective.trainable_parameters(m))
+        if not params:
+            raise ValueError(f"model {j} has no trainable parameters; unfreeze at least its "
+                             "classifier head (freeze fewer layers)")
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                              weight_decay=config.weight_decay)
+        optimizers.append(opt)
+        schedulers.append(torch.optim.lr_scheduler.StepLR(opt, config.step_size, config.gamma))
+    return optimizers, schedulers
+
+
+def _aux_batches(splits: Splits, config: TrainConfig, epoch: int, device) -> Iterator:
+    """A fresh pass over the training data for ``before_epoch``, from its own generator.
+
+    Seeded from (seed, epoch) so it repeats after a resume and never advances the stream
+    that shuffles and augments the training batches.
+    """
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 1)
+    return iterate_batches(splits.train, config.batch_size, train=True, generator=generator,
+                           device=device, num_workers=config.num_workers)
+
+
+def _train_epoch(models, splits, config, objective, run: _Run, device) -> float:
+    for m in models:
+        m.train()
+    total = torch.zeros((), device=device)
+    seen = 0
+    channels_last = config.channels_last and device.type == "cuda"
+    for x, y in iterate_batches(splits.train, config.batch_size, train=True,
+                                generator=run.batches, device=device,
+                                num_workers=config.num_workers):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_for(device, config.amp):
+            logits = [m(x) for m in models]
+        # The loss is formed in fp32 so the MC penalty's norms are not rounded to bf16.
+        loss = objective.loss([z.float() for z in logits], y) + objective.penalty(models)
+        for opt in run.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        objective.after_backward(models)
+        for opt in run.optimizers:
+            opt.step()
+        total += loss.detach() * y.shape[0]
+        seen += y.shape[0]
+    return total.item() / max(seen, 1)  # the epoch's one host synchronisation
+
+
+def _evaluate_split(models, dataset, config, device):
+    fused, members, labels = predict(
+        models, dataset, batch_size=max(EVAL_BATCH_SIZE, config.batch_size), device=device,
+        amp=config.amp, channels_last=config.channels_last, num_workers=config.num_workers)
+    return accuracies(fused, members, labels), fused, labels
+
+
+def _checkpoint(path, models, objective, run: _Run, identity, epoch) -> None:
+    state.save_checkpoint(
+        path,
+        identity=identity,
+        epoch=epoch,
+        models=[m.state_dict() for m in models],
+        optimizers=[o.state_dict() for o in run.optimizers],
+        schedulers=[s.state_dict() for s in run.schedulers],
+        objective=objective.state_dict(),
+        rng=state.rng_state(run.batches),
+        history=run.history,
+        best_val=run.best_val,
+        best_predictions=run.best_predictions,
+        test_labels=run.test_labels,
+        wall_time_s=run.wall_time_s,
+    )
+
+
+def _refuse(out_dir: Path, what: str, problems: list[str]) -> RuntimeError:
+    return RuntimeError(
+        f"{out_dir / what} was written by a different run:\n  - " + "\n  - ".join(problems)
+        + f"\nUse another out_dir, delete {out_dir}, or call fit(..., resume=False) to "
+        "overwrite it."
+    )
+
+
+def _restore(ckpt, models, objective, run: _Run) -> int:
+    for m, sd in zip(models, ckpt["models"], strict=True):
+        m.load_state_dict(sd)
+    for o, sd in zip(run.optimizers, ckpt["optimizers"], strict=True):
+        o.load_state_dict(sd)
+    for s, sd in zip(run.schedulers, ckpt["schedulers"], strict=True):
+        s.load_state_dict(sd)
+    objective.load_state_dict(ckpt["objective"])
+    state.restore_rng(ckpt["rng"], run.batches)
+    run.history = list(ckpt["history"])
+    run.best_val = ckpt["best_val"]
+    run.best_predictions = ckpt["best_predictions"]
+    run.test_labels = ckpt["test_labels"]
+    run.wall_time_s = ckpt["wall_time_s"]
+    return int(ckpt["epoch"])
+
+
+def _cached_result(out_dir: Path, identity, models, device) -> TrainResult | None:
+    """A finished run with this identity in ``out_dir``, or None when there is none."""
+    metrics_path = out_dir / METRICS
+    if not metrics_path.exists():
+        return None
+    metrics = read_json(metrics_path)
+    problems = state.identity_mismatch(metrics.get("identity", {}), identity)
+    if problems:
+        raise _refuse(out_dir, METRICS, problems)
+    if (out_dir / CHECKPOINT).exists():
+        ckpt = state.load_checkpoint(out_dir / CHECKPOINT)
+        for m, sd in zip(models, ckpt["models"], strict=True):
+            m.load_state_dict(sd)
+            m.to(device)
+    history = records.read_history(out_dir / HISTORY)
+    return TrainResult(metrics, history, out_dir, resumed_from_epoch=len(history), cached=True)
+
+
+def _metrics(run: _Run, models, objective, config, device, identity) -> dict[str, Any]:
+    trainable = [sum(p.numel() for p in objective.trainable_parameters(m)) for m in models]
+    summary = records.summarise(run.history, len(models))
+    for member, n in zip(summary["members"], trainable, strict=True):
+        member["trainable_params"] = n
+    return {
+        **summary,
+        "epochs": config.epochs,
+        "num_models": len(models),
+        "model_epochs": config.epochs * len(models),
+        "trainable_params": sum(trainable),
+        "wall_time_s": run.wall_time_s,
+        "device": str(device),
+        "identity": identity,
+    }
+
+
+def fit(
+    models: Sequence[nn.Module],
+    splits: Splits,
+    config: TrainConfig,
+    objective: Objective | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = True,
+    *,
+    callback: EpochCallback | None = None,
+) -> TrainResult:
+    """Train K models together on ``splits.train``; select the epoch by fused val accuracy.
+
+    Every model sees the same batches; the step is one backward pass of
+    ``objective.loss(logits, y) + objective.penalty(models)``, then
+    ``objective.after_backward(models)``, then one SGD step per model. With ``out_dir`` the
+    run writes history.csv, checkpoint.pt (every epoch), test_predictions.csv and
+    metrics.json (last: it marks the run finished). With ``resume`` a finished run with the
+    same settings is returned as it is, and a checkpoint is continued; either one written
+    with other settings or models is refused. On a resume the models passed in must be the
+    freshly built ones, as for the first call (their starting weights are checked).
+    """
+    config = _check_inputs(models, splits, config)
+    objective = Objective() if objective is None else objective
+    device = resolve_device(config.device)
+    identity = state.run_identity(config.identity(), models, objective)
+    out_dir = Path(out_dir) if out_dir is not None else None
+
+    if out_dir is not None and resume:
+        cached = _cached_result(out_dir, identity, models, device)
+        if cached is not None:
+            return cached
+    if out_dir is not None and not resume:
+        for stale in (METRICS, PREDICTIONS, CHECKPOINT):
+            (out_dir / stale).unlink(missing_ok=True)
+
+    torch.manual_seed(config.seed)
+    for m in models:
+        m.to(device)
+        if config.channels_last and device.type == "cuda":
+            m.to(memory_format=torch.channels_last)
+    objective.setup(models, torch.Generator().manual_seed(config.seed + 1))
+    optimizers, schedulers = _make_optimisers(models, objective, config)
+    run = _Run(optimizers, schedulers, torch.Generator().manual_seed(config.seed))
+
+    start = 0
+    ckpt_path = out_dir / CHECKPOINT if out_dir is not None else None
+    if ckpt_path is not None and resume and ckpt_path.exists():
+        ckpt = state.load_checkpoint(ckpt_path)
+        problems = state.identity_mismatch(ckpt.get("identity", {}), identity)
+        if problems:
+            raise _refuse(out_dir, CHECKPOINT, problems)
+        start = _restore(ckpt, models, objective, run)
+
+    bar = tqdm(total=config.epochs, initial=start, disable=not config.progress,
+               desc=f"fit {splits.name}", unit="epoch", leave=False)
+    try:
+        for epoch in range(start + 1, config.epochs + 1):
+            _run_epoch(epoch, models, splits, config, objective, run, device)
+            row = run.history[-1]
+            if out_dir is not None:
+                records.write_history(out_dir / HISTORY, run.history, len(models))
+                _checkpoint(ckpt_path, models, objective, run, identity, epoch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_acc']:.3f}")
+            if callback is not None:
+                callback(epoch, row)
+    finally:
+        bar.close()
+
+    metrics = _metrics(run, models, objective, config, device, identity)
+    if out_dir is not None:
+        if run.best_predictions is not None:
+            records.write_predictions(out_dir / PREDICTIONS, run.best_predictions,
+                                      run.test_labels)
+        write_json(out_dir / METRICS, metrics)
+    return TrainResult(metrics, list(run.history), out_dir, resumed_from_epoch=start,
+                       test_predictions=run.best_predictions)
+
+
+def _run_epoch(epoch, models, splits, config, objective, run: _Run, device) -> None:
+    t0 = time.perf_counter()
+    objective.before_epoch(models, epoch, _aux_batches(splits, config, epoch, device))
+    lr = run.optimizers[0].param_groups[0]["lr"]
+    train_loss = _train_epoch(models, splits, config, objective, run, device)
+    if train_loss != train_loss or train_loss in (float("inf"), float("-inf")):
+        raise FloatingPointError(
+            f"training diverged at epoch {epoch} (train loss {train_loss}); lower lr "
+            f"(now {config.lr}) or check the objective's penalty")
+    for s in run.schedulers:
+        s.step()
+    val, _, _ = _evaluate_split(models, splits.val, config, device)
+    test = test_pred = None
+    if config.eval_test:
+        test, test_pred, run.test_labels = _evaluate_split(models, splits.test, config, device)
+    if val[0] > run.best_val:  # strict: the first epoch wins a tie
+        run.best_val = val[0]
+        run.best_predictions = test_pred
+    seconds = time.perf_counter() - t0
+    run.wall_time_s += seconds
+    run.history.append(records.make_row(epoch, train_loss, lr, val, test, seconds))

@@ -1,0 +1,119 @@
+"""What identifies a run, and the checkpoint that lets a killed run resume bit-identically."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from amcf.io import torch_save
+from amcf.objective import Objective
+
+CHECKPOINT_FORMAT = "amcf-train-checkpoint/1"
+
+
+def architecture_fingerprint(model: nn.Module) -> str:
+    """Digest of the model's class, tensor names, shapes, dtypes and which parameters train.
+
+    The ``requires_grad`` flags are part of it because a freezing scheme changes the run as
+    much as a different network does.
+    """
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    for name, p in model.named_parameters():
+        h.update(f"p:{name}:{tuple(p.shape)}:{p.dtype}:{p.requires_grad};".encode())
+    for name, b in model.named_buffers():
+        h.update(f"b:{name}:{tuple(b.shape)}:{b.dtype};".encode())
+    return h.hexdigest()[:16]
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """Digest of the starting weights (pretrained or random), so a resume starts from them."""
+    h = hashlib.sha256()
+    for t in model.state_dict().values():
+        flat = t.detach().to("cpu").contiguous().reshape(-1)
+        h.update(flat.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def objective_fingerprint(objective: Objective) -> dict[str, Any]:
+    """The objective's class and its plain settings (e.g. ``lam``)."""
+    cls = type(objective)
+    # Only the constructor's arguments count: state an objective builds in setup() or during
+    # training must not make a finished run look like a different one.
+    names = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    settings = {}
+    for name in names:
+        value = getattr(objective, name, None)
+        if isinstance(value, bool | int | float | str):
+            settings[name] = value
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "settings": settings}
+
+
+def run_identity(config_identity: dict[str, Any], models: Sequence[nn.Module],
+                 objective: Objective) -> dict[str, Any]:
+    return {
+        "config": config_identity,
+        "objective": objective_fingerprint(objective),
+        "architectures": [architecture_fingerprint(m) for m in models],
+        "initial_weights": [weights_fingerprint(m) for m in models],
+    }
+
+
+def identity_mismatch(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two run identities (empty when they match)."""
+    problems = []
+    old_cfg, new_cfg = stored.get("config", {}), current["config"]
+    for key in sorted(set(old_cfg) | set(new_cfg)):
+        if old_cfg.get(key) != new_cfg.get(key):
+            problems.append(f"config.{key}: stored {old_cfg.get(key)!r}, now {new_cfg.get(key)!r}")
+    if stored.get("objective") != current["objective"]:
+        problems.append(f"objective: stored {stored.get('objective')}, now {current['objective']}")
+    if stored.get("architectures") != current["architectures"]:
+        problems.append("model architectures or frozen layers differ (number of models, layers, "
+                        "shapes or requires_grad flags)")
+    elif stored.get("initial_weights") != current["initial_weights"]:
+        problems.append("the models' starting weights differ (other pretrained weights, or a "
+                        "random init under another seed)")
+    return problems
+
+
+def rng_state(batch_generator: torch.Generator) -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "batches": batch_generator.get_state(),
+    }
+
+
+def restore_rng(state: dict[str, Any], batch_generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    batch_generator.set_state(state["batches"])
+
+
+def save_checkpoint(path: Path, **payload: Any) -> None:
+    torch_save({"format": CHECKPOINT_FORMAT, **payload}, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a trainer checkpoint; a corrupt or foreign file fails with what to do about it."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        raise RuntimeError(
+            f"cannot read the training checkpoint {os.fspath(path)!r} ({type(err).__name__}: "
+            f"{err}); delete it to start the run over, or call fit(..., resume=False)"
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise RuntimeError(
+            f"{os.fspath(path)!r} is not an amcf training checkpoint (expected format "
+            f"{CHECKPOINT_FORMAT!r}); use another out_dir or call fit(..., resume=False)"
+        )
+    return ckpt

@@ -1,0 +1,84 @@
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
+from amcf.reporting.paper import write_paper_inputs
+
+PAPER = Path(__file__).resolve().parents[1] / "paper"
+# digits that are part of the method's notation or a method's name, not numbers to cite
+ALLOWED = [r"\frac{1}{", r"\|_2", "c_1", "c_2", "k_1", "L2-SP"]
+STRIPPED_ARGS = r"\\(?:input|includegraphics|ref|label|cite[pt]?|bibliography|bibliographystyle)"
+
+
+def hand_typed_digits(tex: str) -> list[str]:
+    """Lines of a LaTeX source that still hold digits once the allowed places are removed."""
+    tex = re.sub(r"(?<!\\)%.*", "", tex)
+    tex = re.sub(r"\\(?:documentclass|usepackage)(\[[^\]]*\])?\{[^}]*\}", "", tex)
+    tex = re.sub(r"\\newcommand\{\\[A-Za-z]+\}\{.*\}", "", tex)
+    tex = re.sub(STRIPPED_ARGS + r"\*?(\[[^\]]*\])?\{[^}]*\}", "", tex)
+    tex = re.sub(r"\\begin\{(figure|table)\}\[[a-zA-Z!]*\]", "", tex)
+    for allowed in ALLOWED:
+        tex = tex.replace(allowed, "")
+    return [line.strip() for line in tex.splitlines() if re.search(r"\d", line)]
+
+
+def test_main_tex_has_no_hand_typed_numbers():
+    assert hand_typed_digits((PAPER / "main.tex").read_text()) == []
+
+
+def test_digit_check_catches_a_typed_number():
+    assert hand_typed_digits(r"AMCF reaches 85.3\% on \texttt{\Profile}.") != []
+    assert hand_typed_digits(r"with $\lambda = 0.2$") != []
+    assert hand_typed_digits(r"\input{generated/tables/results-caltech256-30} % 3 seeds") == []
+
+
+def test_main_tex_cites_profile_and_names_notebooks():
+    tex = (PAPER / "main.tex").read_text()
+    assert r"\texttt{\Profile}" in tex.split(r"\section{Setup}")[1]
+    for figure in re.findall(r"\\begin\{figure\}.*?\\end\{figure\}", tex, re.S):
+        assert r"\ReportNotebook" in figure
+
+
+@pytest.fixture(scope="module")
+def built_paper(tmp_path_factory):
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk is not installed (apt-get install latexmk texlive-latex-recommended)")
+    root = tmp_path_factory.mktemp("paper")
+    results = write_demo_results(root / "results")
+    paper = root / "paper"
+    paper.mkdir()
+    for name in ("main.tex", "references.bib"):
+        shutil.copy(PAPER / name, paper / name)
+    written = write_paper_inputs(results, paper, "test_profile & co", DEMO_PARAMS)
+    proc = subprocess.run(
+        ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+        cwd=paper, capture_output=True, text=True, timeout=120,
+    )
+    return paper, written, proc
+
+
+def test_main_tex_compiles_with_generated_inputs(built_paper):
+    paper, written, proc = built_paper
+    log = (paper / "main.log").read_text(errors="replace")
+    assert proc.returncode == 0, log[-3000:]
+    assert (paper / "main.pdf").read_bytes().startswith(b"%PDF")
+    assert "undefined" not in log.lower(), [ln for ln in log.splitlines() if "ndefined" in ln]
+    # every figure and table the paper includes is one that write_paper_inputs wrote
+    tex = (paper / "main.tex").read_text() + (paper / "generated/results-tables.tex").read_text()
+    for path in re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", tex):
+        assert (paper / f"{path}.pdf") in written.values()
+    for path in re.findall(r"\\input\{([^}]*)\}", tex):
+        assert (paper / f"{path}.tex") in written.values()
+
+
+def test_generated_macros_define_every_macro_main_tex_uses(built_paper):
+    paper, _, _ = built_paper
+    defined = set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}",
+                             (paper / "generated/macros.tex").read_text()))
+    used = set(re.findall(r"\\([A-Z][A-Za-z]+)", (paper / "main.tex").read_text()))
+    assert used <= defined, used - defined
+    assert r"\newcommand{\Profile}{test\_profile \& co}" in (paper / "generated/macros.tex").read_text()

@@ -1,0 +1,106 @@
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import pytest
+
+from amcf.reporting.collect import collect
+from amcf.reporting.demo import write_demo_results
+from amcf.reporting.figures import (
+    plot_accuracy_vs_cost,
+    plot_layer_scheme,
+    plot_per_class_errors,
+    plot_swarm,
+    plot_training_curves,
+)
+
+
+def _history():
+    return pd.DataFrame({
+        "epoch": [1, 2, 3, 4], "train_loss": [2.0, 1.0, 0.5, 0.4], "lr": 0.01, "seconds": 1.0,
+        "val_acc": [0.5, 0.8, 0.8, 0.7], "test_acc": [0.4, 0.6, 0.9, 0.7],
+        "val_acc_m0": [0.4, 0.7, 0.7, 0.6], "test_acc_m0": [0.3, 0.5, 0.8, 0.6],
+    })
+
+
+def test_training_curves_writes_pdf_and_png_and_marks_first_best_val_epoch(tmp_path):
+    fig = plot_training_curves(_history(), tmp_path / "curves")
+    assert (tmp_path / "curves.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.pdf", "curves.png"]
+    acc_axis = fig.axes[1]
+    vline = [line for line in acc_axis.lines if line.get_linestyle() == "--"][0]
+    assert vline.get_xdata()[0] == 2  # val ties at epochs 2 and 3: the first, as the trainer
+    fused_test = [line for line in acc_axis.lines if line.get_label() == "fused test"][0]
+    assert np.allclose(fused_test.get_ydata(), [40, 60, 90, 70])
+
+
+def test_training_curves_rejects_wrong_file():
+    with pytest.raises(ValueError, match="lacks columns"):
+        plot_training_curves(pd.DataFrame({"epoch": [1]}))
+
+
+def test_per_class_errors_match_hand_count(tmp_path):
+    # class 0: 1 of 4 wrong; class 1: 2 of 2 wrong; class 2: 0 of 3 wrong
+    pred = pd.DataFrame({"index": range(9), "label": [0, 0, 0, 0, 1, 1, 2, 2, 2],
+                         "prediction": [0, 0, 0, 2, 0, 2, 2, 2, 2]})
+    pred.to_csv(tmp_path / "p.csv", index=False)
+    fig = plot_per_class_errors(tmp_path / "p.csv", tmp_path / "errors")
+    heights = [patch.get_height() for patch in fig.axes[0].patches]
+    assert heights == pytest.approx([100.0, 25.0, 0.0])  # sorted by error
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "0", "2"]
+    matrix = fig.axes[1].images[0].get_array()
+    assert np.allclose(matrix, [[0.75, 0, 0.25], [0.5, 0, 0.5], [0, 0, 1]])
+
+
+def test_per_class_errors_skip_matrix_for_many_classes():
+    labels = np.arange(40).repeat(2)
+    fig = plot_per_class_errors(pd.DataFrame({"label": labels, "prediction": labels[::-1]}))
+    assert len([ax for ax in fig.axes if ax.images]) == 0
+
+
+def test_layer_scheme_greys_exactly_the_frozen_layers():
+    tables = {"a": [(i, f"conv{i}", "m", 10 ** (i + 1)) for i in range(5)],
+              "b": [{"index": i, "params": 100} for i in range(3)]}
+    fig = plot_layer_scheme(tables, [2, 0])
+    for ax, frozen, total in zip(fig.axes, [2, 0], [5, 3], strict=True):
+        bars = ax.patches[:total]
+        grey = [mcolors.same_color(b.get_facecolor(), "lightgrey") for b in bars]
+        assert grey == [i < frozen for i in range(total)]
+        assert len(ax.patches) == total + 1  # + the always-trained head
+    assert fig.axes[0].patches[3].get_height() == pytest.approx(4.0)  # log10 of 10^4 params
+    with pytest.raises(ValueError, match="freezes 6 layers of 'a'"):
+        plot_layer_scheme(tables, [6, 0])
+    with pytest.raises(ValueError, match="one table per source"):
+        plot_layer_scheme(tables, [1])
+
+
+def test_swarm_plots_each_particle_and_running_best():
+    rows = []
+    fitness = {0: [0.5, 0.7], 1: [0.6, 0.4]}
+    for it in range(2):
+        for p in range(2):
+            rows.append({"iteration": it, "particle": p, "position": [it + p, 2.0 * p],
+                         "velocity": [0, 0], "scheme": [it + p, 2 * p],
+                         "fitness": fitness[p][it], "cached": it == 1 and p == 1,
+                         "inertia": 1.4})
+    fig = plot_swarm({"history": rows}, dim_names=["x", "y"])
+    assert [ax.get_title() for ax in fig.axes] == ["x", "y", "fitness per scheme"]
+    assert len(fig.axes[0].lines) == 2  # one line per particle
+    assert np.allclose(fig.axes[1].lines[1].get_ydata(), [2.0, 2.0])
+    best = fig.axes[2].lines[-1].get_ydata()
+    assert np.allclose(best, [50, 60, 70, 70])  # call order: (0,0) (0,1) (1,0) (1,1)
+    with pytest.raises(ValueError, match="dim_names"):
+        plot_swarm({"history": rows}, dim_names=["x"])
+
+
+def test_accuracy_vs_cost_points_are_group_means(tmp_path):
+    frame = collect(write_demo_results(tmp_path / "r", targets=["digits"], seeds=2))
+    fig = plot_accuracy_vs_cost(frame, tmp_path / "cost", cost="wall_time_s")
+    amcf_runs = frame[frame.method == "amcf"]
+    ax = fig.axes[0]
+    amcf_container = [c for c in ax.containers if c.get_label() == "amcf"][0]
+    x, y = amcf_container.lines[0].get_data()
+    assert x[0] == pytest.approx(amcf_runs.wall_time_s.mean())
+    assert y[0] == pytest.approx(100 * amcf_runs.test_acc.mean())
+    with pytest.raises(ValueError, match="cost must be"):
+        plot_accuracy_vs_cost(frame, cost="flops")

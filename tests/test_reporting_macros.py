@@ -1,0 +1,88 @@
+import itertools
+import re
+
+import pandas as pd
+import pytest
+
+from amcf.reporting.collect import collect
+from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
+from amcf.reporting.macros import (
+    macro_name,
+    merge_macros,
+    param_macros,
+    render_macros,
+    result_macros,
+)
+from amcf.reporting.tables import results_table
+
+
+def test_macro_name_example_and_digits_spelled_out():
+    assert macro_name("omniglot-small", "amcf", "TestAcc") == "AmcfOmniglotSmallTestAcc"
+    assert macro_name("digits", "amcf-lam0.5", "Delta") == "AmcfLamZeroPointFiveDigitsDelta"
+    assert macro_name(None, "param", "weight_decay") == "ParamWeightDecay"
+    assert macro_name(None, None, "Profile") == "Profile"
+
+
+def test_macro_names_are_deterministic_letters_and_unique():
+    targets = ["omniglot-small", "digits", "openmoji", "caltech256-30", "caltech256-60"]
+    methods = ["amcf", "amcf-lam0", "amcf-lam0.5", "amcf-lam5", "amcf-k1", "amcf-k2",
+               "finetune-mnist", "linear-mnist", "scratch", "l2sp"]
+    quantities = ["TestAcc", "TestAccStd", "Delta", "PValue"]
+    names = [macro_name(t, m, q) for t, m, q in itertools.product(targets, methods, quantities)]
+    assert all(re.fullmatch(r"[A-Za-z]+", n) for n in names)
+    assert len(set(names)) == len(names)
+    assert names == [macro_name(t, m, q)
+                     for t, m, q in itertools.product(targets, methods, quantities)]
+
+
+def test_macro_name_needs_a_lettered_quantity():
+    with pytest.raises(ValueError, match="quantity"):
+        macro_name("t", "m", "--")
+
+
+def test_render_refuses_non_letter_names_and_merge_refuses_clashes():
+    with pytest.raises(ValueError, match="letters only"):
+        render_macros({"Bad1": "x"})
+    with pytest.raises(ValueError, match="defined twice"):
+        merge_macros({"A": "1"}, {"A": "2"})
+    assert merge_macros({"A": "1"}, {"A": "1", "B": "2"}) == {"A": "1", "B": "2"}
+
+
+def test_param_macros_cover_lambda_and_validate():
+    macros = param_macros(DEMO_PARAMS)
+    assert macros["ParamLam"] == "0.2"
+    assert macros["ParamWeightDecay"] == "0.0005"
+    assert macros["ParamCOne"] == "1.5" and macros["ParamNumSources"] == "3"
+    assert macros["ParamSources"] == r"\texttt{mnist}, \texttt{animals}, \texttt{twemoji}"
+    with pytest.raises(ValueError, match="lamda"):
+        param_macros({**DEMO_PARAMS, "lamda": 0.1})
+    with pytest.raises(ValueError, match="particles"):
+        param_macros({**DEMO_PARAMS, "particles": 0})
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory):
+    return collect(write_demo_results(tmp_path_factory.mktemp("r") / "results"))
+
+
+def test_result_macros_equal_the_table_numbers(frame):
+    macros = result_macros(frame)
+    table = results_table(frame, "omniglot-small").set_index("method")
+    amcf = table.loc["amcf"]
+    assert macros["AmcfOmniglotSmallTestAcc"] == f"{100 * amcf.test_mean:.1f}"
+    assert macros["AmcfOmniglotSmallSeeds"] == "3"
+    assert macros["AmcfOmniglotSmallDelta"] == f"{100 * amcf.delta:+.1f}"
+    runs = frame[(frame.target == "omniglot-small") & (frame.method == "amcf")]
+    assert float(macros["AmcfOmniglotSmallTestAcc"]) == pytest.approx(
+        100 * runs.test_acc.mean(), abs=0.05)
+    assert macros["NumTargets"] == "2" and macros["MinSeeds"] == "3"
+    inflation = (frame.best_test_acc - frame.test_acc).mean()
+    assert macros["MeanInflation"] == f"{100 * inflation:.1f}"
+    assert macros["OmniglotSmallReference"] == frame.loc[
+        frame.method == amcf.reference, "label"].iloc[0].replace("_", r"\_")
+
+
+def test_result_macros_detect_targets_that_differ_only_in_punctuation(frame):
+    clash = pd.concat([frame, frame.assign(target=frame.target.str.replace("-", "_"))])
+    with pytest.raises(ValueError, match="already defined"):
+        result_macros(clash)

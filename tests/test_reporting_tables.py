@@ -1,0 +1,131 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from amcf.io import write_json
+from amcf.reporting.collect import collect
+from amcf.reporting.demo import write_demo_results
+from amcf.reporting.methods import method_info
+from amcf.reporting.stats import paired_comparison
+from amcf.reporting.tables import (
+    results_table,
+    results_table_latex,
+    summary_table,
+    summary_table_latex,
+    write_tables,
+)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return write_demo_results(tmp_path_factory.mktemp("r") / "results")
+
+
+@pytest.fixture(scope="module")
+def frame(results):
+    return collect(results)
+
+
+def test_collect_reads_every_run_as_written(results, frame):
+    # 2 targets x 10 methods x 3 seeds
+    assert len(frame) == 60
+    path = results / "digits" / "finetune-mnist" / "seed2" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    row = frame[(frame.target == "digits") & (frame.method == "finetune-mnist") & (frame.seed == 2)]
+    assert row.test_acc.item() == metrics["test_acc"]
+    assert row.best_test_acc.item() == metrics["best_test_acc"]
+    assert row.model_epochs.item() == metrics["model_epochs"]
+    assert row.label.item() == "Fine-tune (mnist)" and row.family.item() == "baseline"
+    amcf = frame[(frame.target == "digits") & (frame.method == "amcf")]
+    search = json.loads((results / "digits" / "search.json").read_text())
+    assert (amcf.search_evaluations == search["evaluations"]).all()
+    assert frame.loc[frame.method == "scratch", "search_evaluations"].isna().all()
+
+
+def test_method_table_families_and_unknown_ids():
+    assert method_info("amcf").family == "amcf"
+    assert method_info("amcf-lam0.5").label == "AMCF, lambda = 0.5"
+    assert method_info("amcf-lam0.5").family == "ablation"
+    assert method_info("finetune-animals").single_source
+    with pytest.raises(ValueError, match="unknown method id 'magic'.*_TABLE"):
+        method_info("magic")
+
+
+def test_collect_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        collect(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="no results"):
+        collect(tmp_path)
+    bad = tmp_path / "t" / "amcf" / "seed0" / "metrics.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        collect(tmp_path)
+    write_json(bad, {"test_acc": 0.5})
+    with pytest.raises(ValueError, match="lacks"):
+        collect(tmp_path)
+
+
+def test_results_table_equals_collected_numbers(frame):
+    table = results_table(frame, "digits").set_index("method")
+    for method, runs in frame[frame.target == "digits"].groupby("method"):
+        row = table.loc[method]
+        assert row.test_mean == pytest.approx(runs.test_acc.mean())
+        assert row.test_std == pytest.approx(runs.test_acc.std(ddof=1))
+        assert row.best_test_mean == pytest.approx(runs.best_test_acc.mean())
+        assert row.model_epochs == pytest.approx(runs.model_epochs.mean())
+        assert row.n == len(runs)
+    ref = table.reference.iloc[0]
+    val_means = frame[(frame.target == "digits") & frame.single_source].groupby("method").val_acc
+    assert ref == val_means.mean().idxmax()
+    cmp = paired_comparison(frame, "digits", "amcf", ref)
+    assert table.loc["amcf"].delta == pytest.approx(cmp.mean_diff)
+    assert table.loc["amcf"].p_value == pytest.approx(cmp.p_value)
+    assert math.isnan(table.loc[ref].delta)
+    # baselines before ablations before AMCF
+    families = table.family.tolist()
+    assert families == sorted(families, key=["baseline", "ablation", "amcf"].index)
+
+
+def test_latex_and_csv_show_the_same_numbers(frame, tmp_path):
+    written = write_tables(frame, tmp_path)
+    table = results_table(frame, "omniglot-small")
+    csv = pd.read_csv(written["omniglot-small.csv"])
+    assert csv.test_mean.to_numpy() == pytest.approx(table.test_mean.to_numpy())
+    tex = written["omniglot-small.tex"].read_text()
+    assert tex == results_table_latex(table)
+    assert tex.count(r"\toprule") == 1 and tex.count(r"\bottomrule") == 1
+    amcf = table.set_index("method").loc["amcf"]
+    amcf_line = next(line for line in tex.splitlines() if line.startswith("AMCF &"))
+    cells = [c.strip() for c in amcf_line.rstrip(" \\").split("&")]
+    assert cells[1] == f"{100 * amcf.test_mean:.1f} $\\pm$ {100 * amcf.test_std:.1f}"
+    assert cells[2].startswith(f"{100 * amcf.best_test_mean:.1f} ")
+    assert cells[3] == f"{100 * amcf.delta:+.1f}"
+    assert cells[-1] == str(amcf.search_evaluations)
+    ref_line = next(line for line in tex.splitlines() if "ref." in line)
+    assert ref_line.startswith(table.set_index("method").loc[amcf.reference, "label"])
+
+
+def test_latex_escapes_labels(frame):
+    odd = frame.assign(label=frame.label.where(frame.method != "scratch", "from_scratch & 100%"))
+    tex = results_table_latex(results_table(odd, "digits"))
+    assert r"from\_scratch \& 100\%" in tex
+
+
+def test_summary_table_means_over_targets(frame):
+    summary = summary_table(frame).set_index("method")
+    per_target = [results_table(frame, t).set_index("method") for t in ("digits", "omniglot-small")]
+    expected = (per_target[0].loc["amcf"].test_mean + per_target[1].loc["amcf"].test_mean) / 2
+    assert summary.loc["amcf", "mean_test"] == pytest.approx(expected)
+    assert summary.loc["amcf", "digits:test_mean"] == pytest.approx(
+        per_target[0].loc["amcf"].test_mean)
+    above = sum(p.loc["amcf"].delta > 0 for p in per_target)
+    assert summary.loc["amcf", "targets_above_reference"] == above
+    tex = summary_table_latex(summary.reset_index())
+    assert r"\texttt{omniglot-small}" in tex
+    # a method missing on one target gets no mean over targets
+    partial = frame[~((frame.method == "scratch") & (frame.target == "digits"))]
+    assert math.isnan(summary_table(partial).set_index("method").loc["scratch", "mean_test"])
+
