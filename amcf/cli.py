@@ -4,6 +4,8 @@
     amcf data prepare [--profile embedded|paper] [--only NAME ...] [--data-dir data]
                       [--out build/data] [--params params.yaml]
     amcf data list    [--profile embedded|paper]
+    amcf notebook NOTEBOOK OUTPUT [--name value ...]   (a pipeline stage; see amcf.pipeline)
+    amcf gpu-run [STAGE ...] --gpus 0,1,...            (paper profile: stages on several GPUs)
 """
 
 from __future__ import annotations
@@ -75,8 +77,19 @@ def run(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # these two take free-form flags (a notebook's parameters, DVC stage names), so they
+    # parse their own arguments
+    if argv[:1] == ["notebook"]:
+        from amcf.pipeline.notebook import main as notebook_main
+
+        return notebook_main(argv[1:])
+    if argv[:1] == ["gpu-run"]:
+        from amcf.pipeline.gpu import main as gpu_main
+
+        return gpu_main(argv[1:])
     try:
-        run(sys.argv[1:] if argv is None else argv)
+        run(argv)
     except DataError as exc:
         print(f"amcf: error: {exc}", file=sys.stderr)
         return 2

@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -49,4 +47,6 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    import torch  # imported here: reporting and the CLI use this module without torch
+
     return _write(path, lambda tmp: torch.save(obj, tmp))

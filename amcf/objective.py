@@ -22,6 +22,7 @@ class Objective:
     """AMCF's objective: the MC-loss with weight ``lam`` (0 gives independent fine-tuning)."""
 
     name = "amcf"
+    weight_decay: float | None = None  # None: the optimiser uses the recipe's weight decay
 
     def __init__(self, lam: float = 0.2):
         if lam < 0:

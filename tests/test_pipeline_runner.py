@@ -103,7 +103,7 @@ DEFAULTS = {
 def test_flags_are_typed_by_the_notebooks_defaults():
     argv = ("--target omniglot-small --seeds 3 --pso.particles 4 --pso.w_start 1.4 "
             "--sources.mnist.arch amcf_resnet_tiny --sources.mnist.weights build/m.pt "
-            "--epochs 7 --lam 0.0005 --freeze_bn_stats --weights null").split()
+            "--epochs 7 --lam 0.0005 --freeze_bn_stats --weights None").split()
     params = parse_flags(argv, DEFAULTS)
     assert params == {
         "target": "omniglot-small",

@@ -105,5 +105,6 @@ def test_best_single_source_uses_validation_not_test():
 
 
 def test_best_single_source_tie_goes_to_table_order():
-    frame = _frame([("t", "linear-a", 0, 0.8, 0.1, True, 2), ("t", "finetune-z", 0, 0.8, 0.9, True, 1)])
+    frame = _frame([("t", "linear-a", 0, 0.8, 0.1, True, 2),
+                    ("t", "finetune-z", 0, 0.8, 0.9, True, 1)])
     assert best_single_source(frame, "t") == "finetune-z"

@@ -121,6 +121,11 @@ def test_finished_run_is_returned_without_training(digits, make_cnn, tmp_path):
     assert _strip_time(again.history) == _strip_time(first.history)
     # the returned models carry the trained (last-epoch) weights
     assert all(_same_weights(x, y) for x, y in zip(trained, again_models, strict=True))
+    assert torch.equal(again.test_predictions, first.test_predictions)
+    # without the checkpoint (deleted to save space) the numbers still come back from disk
+    (tmp_path / "checkpoint.pt").unlink()
+    third = fit(_models(make_cnn), digits, config, out_dir=tmp_path, callback=_kill_after(1))
+    assert third.cached and _strip_time(third.history) == _strip_time(first.history)
 
 
 def test_resume_with_other_settings_is_refused(digits, make_cnn, tmp_path):

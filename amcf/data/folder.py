@@ -75,8 +75,9 @@ def load_entries(params: str | Path | dict | list) -> list[FolderDataset]:
         try:
             entries.append(FolderDataset.model_validate(item))
         except ValidationError as exc:
-            raise DataError(f"dataset entry #{i} ({item.get('name', '?') if isinstance(item, dict) else item!r}) "
-                            f"is invalid:\n{exc}\nFix: see amcf.data.folder for the fields.") from exc
+            label = item.get("name", "?") if isinstance(item, dict) else repr(item)
+            raise DataError(f"dataset entry #{i} ({label}) is invalid:\n{exc}\nFix: see "
+                            "amcf.data.folder for the fields.") from exc
     return entries
 
 
@@ -146,6 +147,12 @@ def decode(path: Path, entry: FolderDataset) -> np.ndarray:
     return arr[None] if entry.channels == 1 else arr.transpose(2, 0, 1)
 
 
+def _how(entry: FolderDataset) -> str:
+    if (entry.path / "train").is_dir():
+        return "as given by its train/val/test folders"
+    return "per class with a seeded stratified draw"
+
+
 def prepare_folder(entry: FolderDataset, out_root: str | Path) -> Path:
     """Decode (or list) a folder entry into ``out_root/<name>/``, like a registered dataset."""
     classes, files, labels, split = scan(entry)
@@ -167,8 +174,8 @@ def prepare_folder(entry: FolderDataset, out_root: str | Path) -> Path:
             "role": entry.role, "profile": "folder", "source": str(entry.path),
             "licence": entry.licence, "citation": entry.citation, "seed": entry.seed,
             "augment": entry.augment.model_dump() if entry.augment else {},
-            "reasoning": f"Your folder, split {'as given by its train/val/test folders' if (entry.path / 'train').is_dir() else 'per class with a seeded stratified draw'} "
-                         f"(test_fraction {entry.test_fraction}, val_fraction "
+            "reasoning": f"Your folder, split {_how(entry)} (test_fraction "
+                         f"{entry.test_fraction}, val_fraction "
                          f"{entry.val_fraction} of the rest).",
             "inputs": {}}
     card = {**info, "classes": classes, "counts": counts(split),

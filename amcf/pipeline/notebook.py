@@ -28,6 +28,8 @@ class NotebookParameterError(ValueError):
 
 
 def _scalar(text: str) -> Any:
+    if text == "None":  # how DVC writes a YAML null into a command
+        return None
     value = yaml.safe_load(text)
     # A bare word such as ``resnet50.tv_in1k`` stays a string; so does anything YAML would
     # turn into a date or a mapping, since no notebook parameter is either.

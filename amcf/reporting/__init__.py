@@ -2,6 +2,7 @@
 and :func:`write_paper_inputs`, which writes every generated input of ``paper/main.tex``."""
 
 from amcf.reporting.collect import collect, run_dir, search_evaluations
+from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
 from amcf.reporting.figures import (
     plot_accuracy_vs_cost,
     plot_layer_scheme,
@@ -25,7 +26,8 @@ from amcf.reporting.stats import (
 from amcf.reporting.tables import results_table, summary_table, write_tables
 
 __all__ = [
-    "MeanStd", "MethodInfo", "PaperParams", "PairedComparison", "best_single_source", "collect",
+    "DEMO_PARAMS", "MeanStd", "MethodInfo", "PaperParams", "PairedComparison",
+    "best_single_source", "collect", "write_demo_results",
     "escape_latex", "macro_name", "mean_std", "method_info", "method_table", "paired_comparison",
     "paired_test", "plot_accuracy_vs_cost", "plot_layer_scheme", "plot_per_class_errors",
     "plot_swarm", "plot_training_curves", "render_macros", "results_table", "run_dir",

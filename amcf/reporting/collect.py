@@ -3,8 +3,10 @@
 Layout (contract with the pipeline)::
 
     results/<target>/<method>/seed<k>/metrics.json   (+ history.csv, test_predictions.csv)
+    results/<target>/<group>/<method>/seed<k>/...    (the same, one level down: the runs of one
+                                                      pipeline stage, e.g. baselines, ablations)
     results/<target>/search.json                     (the AMLS search of that target)
-    results/<target>/<method>/search.json            (optional: a method's own search, e.g. ALS)
+    results/<target>/[<group>/]<method>/search.json  (optional: a method's own search, e.g. ALS)
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def search_evaluations(results_dir: str | os.PathLike, target: str, method: str)
     own (``results/<target>/<method>/search.json``).
     """
     root = Path(results_dir) / target
-    candidates = [root / method / "search.json"]
+    candidates = [root / method / "search.json", *root.glob(f"*/{method}/search.json")]
     if method == "amcf":
         candidates.append(root / "search.json")
     for path in candidates:
@@ -75,11 +77,12 @@ def collect(results_dir: str | os.PathLike) -> pd.DataFrame:
             "or pass the directory that holds <target>/<method>/seed<k>/metrics.json"
         )
     rows = []
-    for path in sorted(root.glob("*/*/seed*/metrics.json")):
+    found = [*root.glob("*/*/seed*/metrics.json"), *root.glob("*/*/*/seed*/metrics.json")]
+    for path in sorted(found):
         seed_match = _SEED_DIR.match(path.parent.name)
         if not seed_match:
             continue
-        method, target = path.parent.parent.name, path.parent.parent.parent.name
+        method, target = path.parent.parent.name, path.relative_to(root).parts[0]
         info = method_info(method)
         metrics = _read_metrics(path)
         rows.append(
@@ -108,7 +111,9 @@ def collect(results_dir: str | os.PathLike) -> pd.DataFrame:
 
 def run_dir(results_dir: str | os.PathLike, target: str, method: str, seed: int) -> Path:
     """Directory of one run; raises a clear error when it is absent."""
-    path = Path(results_dir) / target / method / f"seed{seed}"
+    root = Path(results_dir) / target
+    grouped = sorted(root.glob(f"*/{method}/seed{seed}"))
+    path = root / method / f"seed{seed}" if not grouped else grouped[0]
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist; run {method} on {target}, seed {seed}")
     return path

@@ -120,12 +120,14 @@ def plot_swarm(
 
 
 def _layer_params(rows: Sequence) -> list[int]:
-    """#params per layer from rows given as dicts (key 'params' or 'num_params') or tuples
-    (index, name, module, #params), the shape of amcf.layers.layer_table."""
+    """#params per layer from rows given as amcf.layers.LayerRow, dicts (key 'params' or
+    'num_params', as in a layers.json) or tuples (index, name, module, #params)."""
     out = []
     for row in rows:
         if isinstance(row, Mapping):
             out.append(int(row.get("params", row.get("num_params", 1))))
+        elif hasattr(row, "params"):
+            out.append(int(row.params))
         else:
             out.append(int(row[3]))
     return out

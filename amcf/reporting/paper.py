@@ -54,7 +54,7 @@ def results_tables_tex(targets: Sequence[str]) -> str:
             "marked ref.); $p$: two-sided paired $t$-test over seeds (none below three seeds); "
             "Wins: seeds on which the method beat the reference. Cost per run.}\n"
             f"\\label{{tab:results-{slug(target)}}}\n"
-            f"\\resizebox{{\\linewidth}}{{!}}{{\\input{{generated/tables/results-{slug(target)}}}}}\n"
+            f"\\fitwidth{{\\input{{generated/tables/results-{slug(target)}}}}}\n"
             "\\end{table}\n"
         )
     return "\n".join(parts)

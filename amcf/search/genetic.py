@@ -24,7 +24,8 @@ Random draws, all from one ``numpy.random.default_rng(seed)`` and in this order:
 
 History rows: ``call``, ``generation`` (0 = initial), ``individual`` (index in the
 generation), ``parents`` (indices in the previous generation, None initially),
-``scheme``, ``fitness``, ``cached`` and ``best_fitness``.
+``scheme``, ``fitness``, ``cached`` and ``best_fitness``. The elites take the first
+``elite`` indices of each later generation and have no row, as they cost no call.
 """
 
 from __future__ import annotations

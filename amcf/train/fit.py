@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from amcf.data.tensors import Splits, iterate_batches
 from amcf.io import read_json, write_json
@@ -94,8 +94,11 @@ def _make_optimisers(models, objective, config) -> tuple[list, list]:
         if not params:
             raise ValueError(f"model {j} has no trainable parameters; unfreeze at least its "
                              "classifier head (freeze fewer layers)")
+        # an objective that regularises the weights itself (L2-SP) sets weight_decay to
+        # replace the optimiser's, so the weights are not pulled twice
+        decay = getattr(objective, "weight_decay", None)
         opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay)
+                              weight_decay=config.weight_decay if decay is None else decay)
         optimizers.append(opt)
         schedulers.append(torch.optim.lr_scheduler.StepLR(opt, config.step_size, config.gamma))
     return optimizers, schedulers
@@ -197,13 +200,16 @@ def _cached_result(out_dir: Path, identity, models, device) -> TrainResult | Non
     problems = state.identity_mismatch(metrics.get("identity", {}), identity)
     if problems:
         raise _refuse(out_dir, METRICS, problems)
-    if (out_dir / CHECKPOINT).exists():
-        ckpt = state.load_checkpoint(out_dir / CHECKPOINT)
-        for m, sd in zip(models, ckpt["models"], strict=True):
-            m.load_state_dict(sd)
-            m.to(device)
-    history = records.read_history(out_dir / HISTORY)
-    return TrainResult(metrics, history, out_dir, resumed_from_epoch=len(history), cached=True)
+    if not (out_dir / CHECKPOINT).exists():  # deleted to save space: the numbers remain
+        history = records.read_history(out_dir / HISTORY)
+        return TrainResult(metrics, history, out_dir, len(history), cached=True)
+    ckpt = state.load_checkpoint(out_dir / CHECKPOINT)
+    for m, sd in zip(models, ckpt["models"], strict=True):
+        m.load_state_dict(sd)
+        m.to(device)
+    history = list(ckpt["history"])
+    return TrainResult(metrics, history, out_dir, len(history), cached=True,
+                       test_predictions=ckpt["best_predictions"])
 
 
 def _metrics(run: _Run, models, objective, config, device, identity) -> dict[str, Any]:

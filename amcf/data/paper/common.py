@@ -65,7 +65,8 @@ def read_member(archive: Path, name: str, dataset: str) -> bytes:
             return f.read()
     except KeyError as exc:
         raise DataError(f"archive {archive} has no member {name!r}; it is not the expected "
-                        f"release. Fix: delete it and run `amcf data fetch --only {dataset}`.") from exc
+                        f"release. Fix: delete it and run `amcf data fetch --only {dataset}`."
+                        ) from exc
     except _ARCHIVE_ERRORS as exc:
         raise _corrupt(archive, exc, dataset) from exc
 

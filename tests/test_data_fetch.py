@@ -1,0 +1,145 @@
+"""Fetching: download, mirror, hashes, atomicity and the error messages for bad input."""
+
+import hashlib
+import zipfile
+
+import pytest
+from data_support import closed_port_url, serve, sha256
+
+from amcf.cli import main
+from amcf.data.errors import DataError
+from amcf.data.fetch import (
+    FetchContext,
+    PackageFile,
+    RemoteFile,
+    WheelFiles,
+    check_inputs,
+    resolve_mirror,
+)
+from amcf.data.registry import get_info
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "blob.bin").write_bytes(b"amcf" * 1000)
+    return root
+
+
+def test_download_verifies_and_second_fetch_is_a_no_op(tmp_path, site):
+    data = tmp_path / "data"
+    with serve(site) as url:
+        rf = RemoteFile("x/blob.bin", (f"{url}/blob.bin",), sha256(site / "blob.bin"))
+        [got] = rf.fetch(FetchContext(data))
+        assert got == data / "x/blob.bin"
+        assert got.read_bytes() == (site / "blob.bin").read_bytes()
+    # server gone: a verified file is not fetched again
+    assert rf.fetch(FetchContext(data)) == [got]
+
+
+def test_download_checksum_mismatch_leaves_no_file(tmp_path, site):
+    data = tmp_path / "data"
+    with serve(site) as url:
+        rf = RemoteFile("x/blob.bin", (f"{url}/blob.bin",), "0" * 64)
+        with pytest.raises(DataError, match="checksum mismatch.*blob.bin"):
+            rf.fetch(FetchContext(data))
+    assert not (data / "x/blob.bin").exists()
+    assert list((data / "x").iterdir()) == []  # no partial / temporary file either
+
+
+def test_md5_hashes_are_accepted(tmp_path, site):
+    md5 = hashlib.md5((site / "blob.bin").read_bytes()).hexdigest()
+    with serve(site) as url:
+        rf = RemoteFile("blob.bin", (f"{url}/blob.bin",), f"md5:{md5}")
+        assert rf.fetch(FetchContext(tmp_path / "d"))[0].is_file()
+
+
+def test_mirror_copy_is_verified_and_bad_mirror_file_is_named(tmp_path, site):
+    mirror = tmp_path / "mirror"
+    (mirror / "x").mkdir(parents=True)
+    (mirror / "x/blob.bin").write_bytes((site / "blob.bin").read_bytes())
+    good = RemoteFile("x/blob.bin", (closed_port_url() + "/blob.bin",), sha256(site / "blob.bin"))
+    [got] = good.fetch(FetchContext(tmp_path / "data", mirror))
+    assert got.read_bytes() == (site / "blob.bin").read_bytes()
+
+    (mirror / "x/blob.bin").write_bytes(b"truncated")
+    with pytest.raises(DataError) as err:
+        good.fetch(FetchContext(tmp_path / "data2", mirror))
+    msg = str(err.value)
+    assert str(mirror / "x/blob.bin") in msg and sha256(site / "blob.bin") in msg
+    assert not (tmp_path / "data2/x/blob.bin").exists()
+
+
+def test_missing_mirror_file_while_offline_names_file_hash_and_fix(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    rf = RemoteFile("omniglot/a.zip", (closed_port_url() + "/a.zip",), "ab" * 32)
+    with pytest.raises(DataError) as err:
+        rf.fetch(FetchContext(tmp_path / "data", mirror))
+    msg = str(err.value)
+    assert str(mirror / "omniglot/a.zip") in msg
+    assert "ab" * 32 in msg and "--mirror" in msg
+    assert not (tmp_path / "data/omniglot/a.zip").exists()
+
+
+def test_mirror_from_environment_and_missing_mirror_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMCF_DATA_MIRROR", str(tmp_path))
+    assert resolve_mirror(None) == tmp_path.resolve()
+    monkeypatch.delenv("AMCF_DATA_MIRROR")
+    assert resolve_mirror(None) is None
+    with pytest.raises(DataError, match="does not exist"):
+        resolve_mirror(tmp_path / "nope")
+
+
+def test_package_file_wrong_version_says_what_to_install(tmp_path):
+    pf = PackageFile("p/x", "pytest", "0.0.1", "pytest/__init__.py", "0" * 64)
+    with pytest.raises(DataError, match=r"pip install 'pytest==0\.0\.1'"):
+        pf.fetch(FetchContext(tmp_path))
+
+
+def _wheel(path, members):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def test_wheel_members_come_from_a_verified_wheel(tmp_path):
+    mirror = tmp_path / "mirror"
+    (mirror / "wheels").mkdir(parents=True)
+    wheel = mirror / "wheels/demo-1.0-py3-none-any.whl"
+    _wheel(wheel, {"demo/data/a.gz": b"payload"})
+    member_sha = hashlib.sha256(b"payload").hexdigest()
+    spec = WheelFiles("demo==1.0", wheel.name, sha256(wheel),
+                      (("demo/a.gz", "demo/data/a.gz", member_sha),))
+    [got] = spec.fetch(FetchContext(tmp_path / "data", mirror))
+    assert got.read_bytes() == b"payload"
+
+    bad = WheelFiles("demo==1.0", wheel.name, "1" * 64,
+                     (("demo/b.gz", "demo/data/a.gz", member_sha),))
+    with pytest.raises(DataError, match="checksum mismatch for wheel demo-1.0"):
+        bad.fetch(FetchContext(tmp_path / "data", mirror))
+    assert not (tmp_path / "data/demo/b.gz").exists()
+
+
+def test_check_inputs_before_prepare(tmp_path):
+    info = get_info("digits")
+    with pytest.raises(DataError, match="missing. Fix: run `amcf data fetch --only digits`"):
+        check_inputs(info.files, tmp_path, "digits")
+    (tmp_path / "digits").mkdir()
+    (tmp_path / "digits/digits.csv.gz").write_bytes(b"not the file")
+    with pytest.raises(DataError, match="checksum mismatch"):
+        check_inputs(info.files, tmp_path, "digits")
+
+
+def test_unknown_dataset_suggests_close_names(capsys):
+    with pytest.raises(DataError, match="Did you mean 'omniglot-small'"):
+        get_info("omniglot-smal")
+    assert main(["data", "fetch", "--only", "mnst"]) == 2
+    assert "Did you mean 'mnist'" in capsys.readouterr().err

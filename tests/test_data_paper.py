@@ -1,0 +1,248 @@
+"""The paper datasets' real fetch-verify-extract-split code, on miniature archives built in
+each dataset's own layout and served over HTTP from 127.0.0.1."""
+
+import dataclasses
+import io
+import json
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from data_support import image_bytes, md5, serve, sha256
+
+from amcf.data.errors import DataError
+from amcf.data.fetch import FetchContext, fetch_all
+from amcf.data.prepare import prepare_info
+from amcf.data.prepared import load_splits, read_info
+from amcf.data.registry import get_info
+from amcf.data.transforms import FileImageDataset
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+def _tar(path: Path, members: dict[str, bytes], mode: str = "w") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _served(info, site: Path, url: str, hashes: dict[str, str | None]):
+    """``info`` with every remote file pointed at the local server and the miniature's hash."""
+    files = tuple(dataclasses.replace(f, urls=(f"{url}/{Path(f.path).name}",),
+                                      known_hash=hashes[Path(f.path).name]) for f in info.files)
+    return dataclasses.replace(info, files=files)
+
+
+def _run(info, site, hashes, tmp_path):
+    with serve(site) as url:
+        served = _served(info, site, url, hashes)
+        fetch_all(served.files, FetchContext(tmp_path / "data"))
+    prepare_info(served, tmp_path / "data", tmp_path / "out")
+    return load_splits(info.name, tmp_path / "out"), read_info(info.name, tmp_path / "out")
+
+
+def _check_sample(splits):
+    x, y = splits.train[0]
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+    xv, _ = splits.test[0]
+    assert xv.shape == (3, 224, 224)
+
+
+def test_cifar100(tmp_path):
+    site = tmp_path / "site"
+    rng = np.random.default_rng(0)
+    names = [f"class{i:02d}" for i in range(100)]
+
+    def part(n, labels):
+        return pickle.dumps({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                             b"fine_labels": labels,
+                             b"filenames": [f"img_{i}.png".encode() for i in range(n)]})
+
+    train_labels = [i % 5 for i in range(50)]
+    _tar(site / "cifar-100-python.tar.gz", {
+        "cifar-100-python/meta": pickle.dumps({b"fine_label_names": [n.encode() for n in names]}),
+        "cifar-100-python/train": part(50, train_labels),
+        "cifar-100-python/test": part(15, [i % 5 for i in range(15)]),
+    }, "w:gz")
+    info = get_info("cifar100")
+    splits, meta = _run(info, site, {"cifar-100-python.tar.gz":
+                                     "md5:" + md5(site / "cifar-100-python.tar.gz")}, tmp_path)
+    assert meta["counts"] == {"train": 45, "val": 5, "test": 15}
+    assert splits.num_classes == 100 and splits.classes[3] == "class03"
+    _check_sample(splits)
+
+
+def test_cifar100_refuses_code_in_pickles(tmp_path):
+    site = tmp_path / "site"
+    _tar(site / "cifar-100-python.tar.gz", {
+        "cifar-100-python/meta": pickle.dumps({b"x": dataclasses.field}),
+    }, "w:gz")
+    info = get_info("cifar100")
+    with pytest.raises(DataError, match="refusing to load"):
+        _run(info, site, {"cifar-100-python.tar.gz": None}, tmp_path)
+
+
+def test_mit_indoor67(tmp_path):
+    site = tmp_path / "site"
+    classes = ["airport_inside", "bar", "kitchen"]
+    members, train, test = {}, [], []
+    for c in classes:
+        for i in range(12):
+            rel = f"{c}/{c}_{i}.jpg"
+            members[f"Images/{rel}"] = image_bytes(i)
+            (train if i < 10 else test).append(rel)
+    _tar(site / "indoorCVPR_09.tar", members)
+    (site / "TrainImages.txt").write_text("\n".join(train) + "\n")
+    (site / "TestImages.txt").write_text("\n".join(test) + "\n")
+    splits, meta = _run(get_info("mit-indoor67"), site, {n: None for n in (
+        "indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt")}, tmp_path)
+    assert meta["counts"] == {"train": 27, "val": 3, "test": 6}
+    assert splits.classes == classes
+    assert isinstance(splits.train, FileImageDataset)
+    assert sorted(splits.test.files) == sorted(f"Images/{t}" for t in test)
+    _check_sample(splits)
+
+
+def _cell(strings):
+    arr = np.empty((len(strings), 1), dtype=object)
+    for i, s in enumerate(strings):
+        arr[i, 0] = np.array([s])
+    return arr
+
+
+def test_stanford_dogs(tmp_path):
+    site = tmp_path / "site"
+    folders = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
+    members, lists = {}, {"train": [], "test": []}
+    for label, folder in enumerate(folders):
+        for i in range(14):
+            rel = f"{folder}/{folder.split('-')[0]}_{i}.jpg"
+            members[f"Images/{rel}"] = image_bytes(i + 20 * label)
+            lists["train" if i < 10 else "test"].append((rel, label + 1))
+    _tar(site / "images.tar", members)
+    mats = {}
+    for s, rows in lists.items():
+        buf = io.BytesIO()
+        scipy.io.savemat(buf, {"file_list": _cell([r for r, _ in rows]),
+                               "labels": np.array([[lab] for _, lab in rows])})
+        mats[f"{s}_list.mat"] = buf.getvalue()
+    _tar(site / "lists.tar", mats)
+    hashes = {n: "md5:" + md5(site / n) for n in ("images.tar", "lists.tar")}
+    splits, meta = _run(get_info("stanford-dogs"), site, hashes, tmp_path)
+    assert meta["counts"] == {"train": 18, "val": 2, "test": 8}
+    assert splits.classes == ["Chihuahua", "Japanese_spaniel"]
+    assert splits.test.labels.tolist().count(1) == 4
+    _check_sample(splits)
+
+
+def test_fgvc_aircraft_variants_with_spaces(tmp_path):
+    site = tmp_path / "site"
+    variants = ["707-320", "Cessna 172", "A300B4"]
+    base = "fgvc-aircraft-2013b/data"
+    members = {f"{base}/variants.txt": ("\n".join(variants) + "\n").encode()}
+    lines = {"train": [], "val": [], "test": []}
+    k = 0
+    for v in variants:
+        for s, n in (("train", 3), ("val", 2), ("test", 2)):
+            for _ in range(n):
+                k += 1
+                members[f"{base}/images/{1000000 + k}.jpg"] = image_bytes(k)
+                lines[s].append(f"{1000000 + k} {v}")
+    for s, rows in lines.items():
+        members[f"{base}/images_variant_{s}.txt"] = ("\n".join(rows) + "\n").encode()
+    _tar(site / "fgvc-aircraft-2013b.tar.gz", members, "w:gz")
+    splits, meta = _run(get_info("fgvc-aircraft"), site,
+                        {"fgvc-aircraft-2013b.tar.gz": sha256(site / "fgvc-aircraft-2013b.tar.gz")},
+                        tmp_path)
+    assert meta["counts"] == {"train": 9, "val": 6, "test": 6}
+    assert splits.classes == variants
+    assert splits.val.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    _check_sample(splits)
+
+
+@pytest.mark.parametrize("n_train", [30, 60])
+def test_caltech256_drops_clutter_and_keeps_n_per_class(tmp_path, n_train):
+    site = tmp_path / "site"
+    members = {}
+    for folder, n in (("001.ak47", n_train + 4), ("002.american-flag", n_train + 7),
+                      ("257.clutter", 5)):
+        for i in range(n):
+            name = f"256_ObjectCategories/{folder}/{folder[:3]}_{i:04d}.jpg"
+            members[name] = image_bytes(i, size=8)
+    _tar(site / "256_ObjectCategories.tar", members)
+    info = get_info(f"caltech256-{n_train}")
+    splits, meta = _run(info, site, {"256_ObjectCategories.tar":
+                                     "md5:" + md5(site / "256_ObjectCategories.tar")}, tmp_path)
+    val = n_train // 10
+    assert meta["counts"] == {"train": 2 * (n_train - val), "val": 2 * val, "test": 4 + 7}
+    assert splits.classes == ["ak47", "american-flag"]
+    assert not any("clutter" in f for f in splits.test.files + splits.train.files)
+    _check_sample(splits)
+
+
+@pytest.mark.parametrize("task", ["ucf101", "omniglot"])
+def test_decathlon(tmp_path, task):
+    site = tmp_path / "site"
+    inner, ann = {}, {}
+    for part, n in (("train", 10), ("val", 4)):
+        images, annotations = [], []
+        for c in (1, 2):
+            for _ in range(n):
+                k = len(images) + 1
+                name = f"{task}/{part}/{c:04d}/{k:07d}.jpg"
+                inner[name] = image_bytes(k, size=16)
+                images.append({"id": k, "file_name": f"data/{name}", "width": 16, "height": 16})
+                annotations.append({"id": k, "image_id": k, "category_id": 10 + c})
+        ann[f"decathlon-1.0/annotations/{task}_{part}.json"] = json.dumps({
+            "images": images, "annotations": annotations,
+            "categories": [{"id": 11, "name": "first"}, {"id": 12, "name": "second"}]}).encode()
+    inner_tar = _tar(tmp_path / "build" / f"{task}.tar", inner)
+    _tar(site / "decathlon-1.0-data.tar.gz", {f"{task}.tar": inner_tar.read_bytes(),
+                                              "other.tar": b"x" * 10}, "w:gz")
+    _tar(site / "decathlon-1.0-devkit.tar.gz", ann, "w:gz")
+    hashes = {n: sha256(site / n) for n in ("decathlon-1.0-data.tar.gz",
+                                            "decathlon-1.0-devkit.tar.gz")}
+    splits, meta = _run(get_info(f"decathlon-{task}"), site, hashes, tmp_path)
+    assert meta["counts"] == {"train": 18, "val": 2, "test": 8}
+    assert splits.classes == ["first", "second"]
+    _check_sample(splits)
+
+
+def test_truncated_archive_is_named_with_the_fix(tmp_path):
+    site = tmp_path / "site"
+    members = {f"Images/a/{i}.jpg": image_bytes(i) for i in range(4)}
+    members.update({f"Images/b/{i}.jpg": image_bytes(i) for i in range(4)})
+    full = _tar(tmp_path / "full.tar.gz", members, "w:gz").read_bytes()
+    site.mkdir()
+    (site / "indoorCVPR_09.tar").write_bytes(full[: len(full) // 2])
+    (site / "TrainImages.txt").write_text("a/0.jpg\na/1.jpg\nb/0.jpg\nb/1.jpg\n")
+    (site / "TestImages.txt").write_text("a/2.jpg\nb/2.jpg\n")
+    with pytest.raises(DataError, match=r"indoorCVPR_09.tar is truncated or corrupt.*Fix: "
+                                        r"delete it and run `amcf data fetch --only mit-indoor67`"):
+        _run(get_info("mit-indoor67"), site, {n: None for n in (
+            "indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt")}, tmp_path)
+    assert not (tmp_path / "out/mit-indoor67/images").exists()  # nothing half-extracted
+
+
+def test_unreadable_image_in_archive_stops_prepare(tmp_path):
+    site = tmp_path / "site"
+    members = {f"Images/{c}/{i}.jpg": image_bytes(i) for c in "ab" for i in range(3)}
+    members["Images/b/2.jpg"] = b"\xff\xd8 not really a jpeg"
+    _tar(site / "indoorCVPR_09.tar", members)
+    (site / "TrainImages.txt").write_text("a/0.jpg\na/1.jpg\nb/0.jpg\nb/1.jpg\n")
+    (site / "TestImages.txt").write_text("a/2.jpg\nb/2.jpg\n")
+    with pytest.raises(DataError, match=r"unreadable image .*Images/b/2.jpg"):
+        _run(get_info("mit-indoor67"), site, {n: None for n in (
+            "indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt")}, tmp_path)
