@@ -40,7 +40,7 @@ data: setup
 
 # What the notebooks' default parameters read: the prepared datasets and the source models.
 inputs: data
-	$(BIN)/dvc repro pretrain
+	$(BIN)/dvc repro prepare pretrain
 
 reproduce: setup tex data
 	$(BIN)/dvc repro
@@ -49,11 +49,17 @@ reproduce: setup tex data
 lint: setup
 	$(BIN)/ruff check .
 
-unit: setup
+unit: setup tex
 	$(BIN)/pytest -n $(PYTEST_WORKERS) tests
 
+# nbval re-executes each notebook and compares the cells marked NBVAL_CHECK_OUTPUT with a
+# reference run (committed notebooks carry no outputs to compare with). The scratch area is
+# emptied in between, so the second run recomputes instead of reading cached runs.
 notebooks: inputs
-	$(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env notebooks
+	rm -rf build/nbval build/scratch && mkdir -p build/nbval
+	for nb in notebooks/*.ipynb; do $(BIN)/amcf notebook $$nb build/nbval/$$(basename $$nb) || exit 1; done
+	rm -rf build/scratch
+	$(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env build/nbval
 
 test: lint unit notebooks
 

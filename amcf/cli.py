@@ -5,6 +5,7 @@
                       [--out build/data] [--params params.yaml]
     amcf data list    [--profile embedded|paper]
     amcf notebook NOTEBOOK OUTPUT [--name value ...]   (a pipeline stage; see amcf.pipeline)
+    amcf params check [FILE ...]                       (validate params.yaml / a profile)
     amcf gpu-run [STAGE ...] --gpus 0,1,...            (paper profile: stages on several GPUs)
 """
 
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         from amcf.pipeline.notebook import main as notebook_main
 
         return notebook_main(argv[1:])
+    if argv[:1] == ["params"]:
+        from amcf.config import main as params_main
+
+        return params_main(argv[1:])
     if argv[:1] == ["gpu-run"]:
         from amcf.pipeline.gpu import main as gpu_main
 

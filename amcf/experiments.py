@@ -22,11 +22,13 @@ import hashlib
 import json
 import random
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from amcf.data import Splits
@@ -74,6 +76,15 @@ class Setting:
         raise ValueError(f"no source named {name!r}; sources: {[s.name for s in self.sources]}")
 
 
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Build models under ``seed``: new heads (and random inits) are the same in every process,
+    whatever ran before in it, so a resumed or repeated stage builds exactly the same models."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-able parts (the work directory of one run)."""
     text = json.dumps(parts, sort_keys=True, default=str)
@@ -91,12 +102,51 @@ def build_frozen(sources: Sequence[SourceSpec], scheme: Sequence[int], splits: S
     return models
 
 
+def data_fingerprint(splits: Splits) -> str:
+    """A hash of the images and labels of every split (names alone would let a re-prepared
+    dataset reuse runs trained on the old one)."""
+    digest = hashlib.sha256(splits.name.encode())
+    for part in (splits.train, splits.val, splits.test):
+        images, labels = getattr(part, "images", None), getattr(part, "labels", None)
+        if isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor):
+            digest.update(images.contiguous().numpy().tobytes())
+            digest.update(labels.contiguous().numpy().tobytes())
+        else:  # file-based: the list of files and labels stands for the data
+            digest.update(repr(getattr(part, "files", len(part))).encode())
+            if isinstance(labels, torch.Tensor):
+                digest.update(labels.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def sources_fingerprint(sources: Sequence[SourceSpec]) -> list[Any]:
+    """Each source's spec and, for a local weights file, a hash of its bytes: a search
+    memo must not outlive the source models it measured (retrained into the same path)."""
+    out = []
+    for s in sources:
+        path = Path(s.weights) if s.weights not in (None, "hub") else None
+        digest = (hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+                  if path is not None and path.is_file() else None)
+        out.append([s.model_dump(), digest])
+    return out
+
+
+def _work_dir(base: Path, key: str, seed: int, config: TrainConfig, splits: Splits,
+              models: Sequence[nn.Module], objective: Objective) -> Path:
+    """A work directory named after the run's full identity (recipe, objective, frozen
+    layers, starting weights): a changed setting or new source weights get a fresh
+    directory instead of a refused checkpoint, and an unchanged run resumes or is reused."""
+    from amcf.train.state import run_identity
+
+    return base / key / f"seed{seed}" / fingerprint(
+        run_identity(config.identity(), models, objective), data_fingerprint(splits))
+
+
 def _train(setting: Setting, key: str, seed: int, models: list[nn.Module],
-           objective: Objective, identity: dict[str, Any]) -> dict[str, Any]:
-    """Fit in a fingerprinted work directory; return the run's metrics."""
+           objective: Objective) -> dict[str, Any]:
+    """Fit in the run's work directory; return the run's metrics."""
     config = setting.train.model_copy(update={"seed": seed})
-    work = setting.work_dir / setting.splits.name / key / f"seed{seed}" / fingerprint(
-        key, identity, config.identity(), [s.model_dump() for s in setting.sources])
+    work = _work_dir(setting.work_dir / setting.splits.name, key, seed, config, setting.splits,
+                     models, objective)
     result = fit(models, setting.splits, config, objective, out_dir=work)
     return {**result.metrics, "_work_dir": str(work)}
 
@@ -147,10 +197,9 @@ def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | 
     scheme = tuple(setting.scheme if scheme is None else scheme)
     lam = setting.lam if lam is None else lam
     objective = Objective(lam) if objective is None else objective
-    models = build_frozen(sources, scheme, setting.splits, setting.freeze_bn_stats)
-    identity = {"method": method, "scheme": scheme, "lam": lam, "objective": objective.name,
-                "sources": [s.name for s in sources], "freeze_bn_stats": setting.freeze_bn_stats}
-    metrics = _train(setting, method, seed, models, objective, identity)
+    with seeded(seed):
+        models = build_frozen(sources, scheme, setting.splits, setting.freeze_bn_stats)
+    metrics = _train(setting, method, seed, models, objective)
     return _publish(setting, method, seed, metrics, metrics["_work_dir"],
                     {"scheme": list(scheme), "lam": lam,
                      "sources": [s.name for s in sources]})
@@ -160,9 +209,10 @@ def run_finetune(setting: Setting, seed: int) -> None:
     """Standalone fine-tuning of every source and their ensemble, from one lam = 0 run."""
     from amcf.baselines.recipes import finetune
 
-    models, objective = finetune(setting.sources, setting.splits.num_classes,
-                                 in_chans=setting.splits.in_chans)
-    metrics = _train(setting, "finetune", seed, models, objective, {"method": "finetune"})
+    with seeded(seed):
+        models, objective = finetune(setting.sources, setting.splits.num_classes,
+                                     in_chans=setting.splits.in_chans)
+    metrics = _train(setting, "finetune", seed, models, objective)
     _publish(setting, "ensemble", seed, metrics, metrics["_work_dir"],
              {"sources": [s.name for s in setting.sources]})
     _publish_members(setting, "finetune", seed, metrics, setting.sources)
@@ -171,10 +221,11 @@ def run_finetune(setting: Setting, seed: int) -> None:
 def run_linear(setting: Setting, seed: int) -> None:
     from amcf.baselines.recipes import linear_probe
 
-    models, objective = linear_probe(setting.sources, setting.splits.num_classes,
-                                     in_chans=setting.splits.in_chans,
-                                     freeze_bn_stats=setting.freeze_bn_stats)
-    metrics = _train(setting, "linear", seed, models, objective, {"method": "linear"})
+    with seeded(seed):
+        models, objective = linear_probe(setting.sources, setting.splits.num_classes,
+                                         in_chans=setting.splits.in_chans,
+                                         freeze_bn_stats=setting.freeze_bn_stats)
+    metrics = _train(setting, "linear", seed, models, objective)
     _publish_members(setting, "linear", seed, metrics, setting.sources)
 
 
@@ -197,10 +248,11 @@ def run_single(setting: Setting, seed: int, method: str, source: SourceSpec) -> 
     options = dict(setting.options.get(method, {}))
     if method in ("scratch", "adafilter"):
         options["seed"] = seed
-    models, objective = build_baseline(recipes[method], [source], setting.splits.num_classes,
-                                       in_chans=setting.splits.in_chans, **options)
-    metrics = _train(setting, method, seed, models, objective,
-                     {"method": method, "source": source.name, "options": options})
+    with seeded(seed):
+        models, objective = build_baseline(recipes[method], [source],
+                                           setting.splits.num_classes,
+                                           in_chans=setting.splits.in_chans, **options)
+    metrics = _train(setting, method, seed, models, objective)
     return _publish(setting, method, seed, metrics, metrics["_work_dir"],
                     {"sources": [source.name]})
 
@@ -211,7 +263,9 @@ def run_als(setting: Setting, seeds: Sequence[int], source: SourceSpec,
     from amcf.baselines.als import als_search
 
     state = setting.work_dir / setting.splits.name / "als" / fingerprint(
-        search, fitness.identity(), source.model_dump()) / "search-state.json"
+        search, fitness.identity(), sources_fingerprint([source]),
+        data_fingerprint(setting.splits),
+        setting.freeze_bn_stats) / "search-state.json"
     result = als_search(source, setting.splits, fitness, particles=search["particles"],
                         iterations=search["iterations"], seed=search.get("seed", 0),
                         state_path=state, freeze_bn_stats=setting.freeze_bn_stats)
@@ -226,8 +280,9 @@ def random_scheme(setting: Setting, seed: int) -> tuple[int, ...]:
     """A freezing scheme drawn uniformly from the search's ranges (the 'random' ablation)."""
     from amcf.layers import num_layers
 
-    counts = [num_layers(m) for m in build_frozen(setting.sources, [0] * len(setting.sources),
-                                                   setting.splits)]
+    with seeded(seed):
+        counts = [num_layers(m) for m in build_frozen(setting.sources, [0] * len(setting.sources),
+                                                       setting.splits)]
     rng = random.Random(f"random-scheme-{setting.splits.name}-{seed}")
     return tuple(rng.randint(0, n - 1) for n in counts)
 
@@ -292,10 +347,12 @@ def pretrain_source(name: str, splits: Splits, arch: str, init: str | None,
     from amcf.models import save_checkpoint
 
     spec = SourceSpec(name=name, arch=arch, weights=init)
-    model = build_model(spec, splits.num_classes, in_chans=splits.in_chans)
-    work = Path(work_dir) / "pretrain" / name / fingerprint(
-        spec.model_dump(), train.identity(), splits.name)
-    result = fit([model], splits, train, Objective(lam=0.0), out_dir=work)
+    with seeded(train.seed):
+        model = build_model(spec, splits.num_classes, in_chans=splits.in_chans)
+    objective = Objective(lam=0.0)
+    work = _work_dir(Path(work_dir) / "pretrain", name, train.seed, train, splits, [model],
+                     objective)
+    result = fit([model], splits, train, objective, out_dir=work)
     save_checkpoint(model.cpu(), checkpoint, arch=arch, classes=splits.classes,
                     in_chans=splits.in_chans,
                     meta={"dataset": splits.name, "epochs": train.epochs,

@@ -143,6 +143,8 @@ def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
         NumRuns=str(len(frame)),
         MinSeeds=str(seeds.min()),
         MaxSeeds=str(seeds.max()),
+        SeedCount=(str(seeds.min()) if seeds.min() == seeds.max()
+                   else f"{seeds.min()} to {seeds.max()}"),
         TargetList=", ".join(f"\\texttt{{{escape_latex(t)}}}" for t in targets),
         SignificanceLevel=f"{SIGNIFICANCE:g}",
         AmcfTargetsCompared=str(compared),

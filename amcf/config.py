@@ -1,0 +1,178 @@
+"""The schema of ``params.yaml``: every profile is checked before any stage runs.
+
+``amcf params check [FILE]`` (the first step of ``make reproduce``) validates a params file
+against this schema, so a typo, an unknown dataset or a value out of range stops the run
+with a message naming the key and the fix, before hours of training start. The notebooks
+validate their own part again (TrainConfig, SourceSpec, the search's arguments).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from amcf.experiments import ABLATION_RUNS, BASELINE_RUNS
+from amcf.train import TrainConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PSOSettings(_Strict):
+    particles: int = Field(ge=1)
+    iterations: int = Field(ge=1)
+    seed: int = Field(0, ge=0)
+    c1: float = Field(1.5, ge=0)
+    c2: float = Field(1.5, ge=0)
+    w_start: float = Field(1.4, ge=0)
+    w_end: float = Field(0.7, ge=0)
+    v_max: float = Field(5.0, gt=0)
+
+
+class SearchSection(_Strict):
+    pso: PSOSettings
+    fitness: TrainConfig
+
+
+class DatasetEntry(_Strict):
+    """A registered dataset (``{}``) or a folder of your own images (``{folder: {...}}``)."""
+
+    folder: dict[str, Any] | None = None
+
+
+class PretrainEntry(_Strict):
+    dataset: str
+    arch: str
+    init: str | None = None
+    train: TrainConfig
+
+
+class SourceEntry(_Strict):
+    arch: str
+    weights: str | None = "hub"
+
+
+class AmcfSection(_Strict):
+    sources: dict[str, SourceEntry] = Field(min_length=1)
+    lam: float = Field(0.2, ge=0)
+    freeze_bn_stats: bool = False
+
+
+class FinalSection(_Strict):
+    train: TrainConfig
+
+
+class BaselinesSection(_Strict):
+    seeds: list[int] = Field(min_length=1)
+    methods: list[Literal[BASELINE_RUNS]]  # type: ignore[valid-type]
+    options: dict[str, dict[str, Any]] = {}
+
+
+class AblationsSection(_Strict):
+    seeds: list[int] = Field(min_length=1)
+    methods: list[Literal[ABLATION_RUNS]]  # type: ignore[valid-type]
+    lams: list[float] = []
+    options: dict[str, dict[str, Any]] = {}
+
+
+class ReportSection(_Strict):
+    featured_target: str
+    image_size: int = Field(gt=0)
+
+
+class Params(_Strict):
+    """One profile of the pipeline (the whole of ``params.yaml``)."""
+
+    profile: Literal["embedded", "paper"]
+    datasets: dict[str, DatasetEntry] = Field(min_length=1)
+    pretrain: dict[str, PretrainEntry] = {}
+    targets: dict[str, dict[str, Any]] = Field(min_length=1)
+    amcf: AmcfSection
+    search: SearchSection
+    seeds: list[int] = Field(min_length=1)
+    final: FinalSection
+    baselines: BaselinesSection
+    ablations: AblationsSection
+    report: ReportSection
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Params:
+        from amcf.data.errors import DataError
+        from amcf.data.folder import FolderDataset
+        from amcf.data.registry import get_info
+        from amcf.models import SourceSpec
+
+        for name, entry in self.datasets.items():
+            if entry.folder is not None:
+                FolderDataset(name=name, kind="folder", **entry.folder)
+                continue
+            try:
+                get_info(name)  # an unknown name raises, naming the closest registered ones
+            except DataError as err:
+                raise ValueError(str(err)) from None
+        needed = {**{t: "targets" for t in self.targets},
+                  **{e.dataset: f"pretrain.{s}.dataset" for s, e in self.pretrain.items()}}
+        for name, where in needed.items():
+            if name not in self.datasets:
+                raise ValueError(f"{where} uses dataset {name!r}, which is not under "
+                                 "`datasets:`; add it there so prepare@ builds it")
+        for name, entry in self.amcf.sources.items():
+            SourceSpec(name=name, **entry.model_dump())
+        for name, entry in self.pretrain.items():
+            SourceSpec(name=name, arch=entry.arch, weights=entry.init)
+        if self.report.featured_target not in self.targets:
+            raise ValueError(f"report.featured_target {self.report.featured_target!r} is not "
+                             f"one of the targets {list(self.targets)}")
+        for section in ("baselines", "ablations"):
+            if getattr(self, section).seeds != self.seeds:
+                raise ValueError(f"{section}.seeds must equal seeds ({self.seeds}); use the "
+                                 "YAML alias `seeds: *seeds`")
+        return self
+
+
+class ParamsError(ValueError):
+    """A params file that does not follow the schema."""
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    """Read and validate a params file; errors name the file, the key and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path} does not exist; copy params.yaml or profiles/paper.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        lines = [f"{path} does not follow the params schema (amcf/config.py):"]
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            lines.append(f"  {where}: {e['msg']}")
+        raise ParamsError("\n".join(lines)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``amcf params check [FILE ...]``."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] != ["check"]:
+        print("usage: amcf params check [FILE ...]", file=sys.stderr)
+        return 2
+    status = 0
+    for path in argv[1:] or ["params.yaml"]:
+        try:
+            params = load_params(path)
+            print(f"{path}: profile {params.profile}, {len(params.targets)} targets, "
+                  f"{len(params.amcf.sources)} sources, {len(params.seeds)} seeds: ok")
+        except (ParamsError, ValueError) as err:
+            print(f"amcf params: error: {err}", file=sys.stderr)
+            status = 2
+    return status

@@ -1,0 +1,114 @@
+"""params.yaml and the paper profile: both follow one schema, and bad values stop early."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from amcf.config import ParamsError, load_params, main
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = {"embedded": ROOT / "params.yaml", "paper": ROOT / "profiles" / "paper.yaml"}
+
+
+def _keys(tree, depth=2, prefix=""):
+    """Key paths of a params tree, down to ``depth`` (below that, values may differ)."""
+    if not isinstance(tree, dict) or depth == 0:
+        return {prefix}
+    return set().union(*(_keys(v, depth - 1, f"{prefix}.{k}") for k, v in tree.items()))
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_profile_validates(name):
+    params = load_params(PROFILES[name])
+    assert params.profile == name
+
+
+def test_profiles_share_the_structure_dvc_yaml_reads():
+    embedded, paper = (yaml.safe_load(p.read_text()) for p in PROFILES.values())
+    fixed = ("amcf", "search", "final", "baselines", "ablations", "report")
+    for section in fixed:
+        assert _keys(embedded[section], 1) == _keys(paper[section], 1), section
+    assert set(embedded) == set(paper)
+
+
+def test_paper_profile_keeps_the_papers_numbers():
+    p = load_params(PROFILES["paper"])
+    assert (p.search.pso.particles, p.search.pso.iterations, p.search.pso.v_max) == (10, 5, 5.0)
+    assert (p.search.pso.w_start, p.search.pso.w_end, p.search.pso.c1) == (1.4, 0.7, 1.5)
+    assert p.search.fitness.epochs == 5 and p.amcf.lam == 0.2
+    t = p.final.train
+    assert (t.epochs, t.lr, t.momentum, t.weight_decay, t.step_size, t.gamma, t.batch_size) == (
+        110, 0.01, 0.9, 5e-4, 30, 0.1, 64)
+    cifar = p.pretrain["cifar100"]
+    assert (cifar.train.epochs, cifar.train.batch_size, cifar.init) == (70, 100, "hub")
+    assert cifar.arch == "resnet50.tv_in1k" and p.report.image_size == 224
+    assert len(p.targets) == 7
+
+
+def _broken(tmp_path, edit) -> Path:
+    tree = yaml.safe_load(PROFILES["embedded"].read_text())
+    edit(tree)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t["datasets"].update({"omniglott": {}}), "omniglot"),
+    (lambda t: t["targets"].update({"digits2": {}}), "not under `datasets:`"),
+    (lambda t: t["amcf"].update({"lam": -1}), "amcf.lam"),
+    (lambda t: t["final"]["train"].update({"epochs": 0}), "final.train.epochs"),
+    (lambda t: t["final"]["train"].update({"epoch": 3}), "final.train.epoch"),
+    (lambda t: t["baselines"].update({"methods": ["l2-sp"]}), "baselines.methods"),
+    (lambda t: t["baselines"].update({"seeds": [0]}), r"seeds: \*seeds"),
+    (lambda t: t["search"]["pso"].update({"particles": 0}), "search.pso.particles"),
+    (lambda t: t["amcf"]["sources"]["mnist"].update({"arch": "resnet5O"}), "resnet5O"),
+    (lambda t: t["report"].update({"featured_target": "mnist"}), "featured_target"),
+])
+def test_bad_values_are_named(tmp_path, edit, message):
+    with pytest.raises((ParamsError, ValueError), match=message):
+        load_params(_broken(tmp_path, edit))
+
+
+def test_unreadable_or_missing_file(tmp_path, capsys):
+    with pytest.raises(ParamsError, match="does not exist"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("amcf: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    assert main(["check", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
+    """`dvc repro --dry --force` with profiles/paper.yaml as params.yaml (a dry run of stages
+    whose inputs do not exist yet needs --force, or DVC stops at the first missing input)."""
+    for name in ("dvc.yaml", "notebooks", "amcf", "paper"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    shutil.copy(PROFILES["paper"], tmp_path / "params.yaml")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=tmp_path, check=True, env=env)
+    (tmp_path / "data").mkdir()
+    out = subprocess.run(["dvc", "repro", "--dry", "--force"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, check=True).stdout.split()
+    paper = load_params(PROFILES["paper"])
+    expected = ({f"prepare@{d}" for d in paper.datasets} | {"pretrain@cifar100", "report", "paper"}
+                | {f"{kind}@{t}" for kind in ("search", "baselines", "ablations")
+                   for t in paper.targets}
+                | {f"amcf@{t}-{s}" for t in paper.targets for s in paper.seeds})
+    assert set(listed) == expected
+    assert out.returncode == 0, out.stderr
+    for stage in expected:
+        assert f"Running stage '{stage}'" in out.stdout, stage
