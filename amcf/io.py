@@ -51,6 +51,12 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save``, byte-for-byte the same for the same object: saved to a buffer first,
+    since a zip written to a path records that (here: random, temporary) file name."""
+    import io
+
     import torch  # imported here: reporting and the CLI use this module without torch
 
-    return _write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return _write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
