@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from amcf.io import write_json
 from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
 from amcf.reporting.paper import write_paper_inputs
 
@@ -84,3 +85,20 @@ def test_generated_macros_define_every_macro_main_tex_uses(built_paper):
     assert used <= defined, used - defined
     macros = (paper / "generated/macros.tex").read_text()
     assert r"\newcommand{\Profile}{test\_profile \& co}" in macros
+
+
+def test_schemes_table_reports_each_targets_search(tmp_path):
+    from amcf.reporting.paper import schemes_table_latex
+
+    for target, best, fit in (("a-t", [3, 0], 0.5), ("b", [1, 7], 0.25)):
+        write_json(tmp_path / target / "search.json",
+                   {"sources": ["x_y", "z"], "best": best, "best_fitness": fit, "calls": 60,
+                    "evaluations": 41, "history": []})
+    tex = schemes_table_latex(tmp_path, ["a-t", "b"])
+    assert r"$k$ x\_y & $k$ z" in tex
+    assert r"\texttt{a-t} & 3 & 0 & 50.0 & 60 & 41 \\" in tex
+    assert r"\texttt{b} & 1 & 7 & 25.0 & 60 & 41 \\" in tex
+    write_json(tmp_path / "c" / "search.json",
+               {"sources": ["q"], "best": [2], "best_fitness": 0.1, "calls": 1, "evaluations": 1})
+    with pytest.raises(ValueError, match="one source set"):
+        schemes_table_latex(tmp_path, ["a-t", "c"])

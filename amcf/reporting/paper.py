@@ -105,6 +105,29 @@ def write_figures(
             for name in ("curves", "swarm", "scheme", "per-class", "acc-vs-cost")}
 
 
+def schemes_table_latex(results_dir: str | os.PathLike, targets: Sequence[str]) -> str:
+    """The frozen-layer scheme AMLS chose on each target: k per source, its validation
+    fitness, and the search's fitness calls and distinct trainings."""
+    rows, sources = [], None
+    for target in targets:
+        search = json.loads((Path(results_dir) / target / "search.json").read_text("utf-8"))
+        names = search.get("sources") or [f"source {j + 1}" for j in range(len(search["best"]))]
+        if sources is None:
+            sources = names
+        if names != sources:
+            raise ValueError(f"{target}'s search used sources {names}, others {sources}: one "
+                             "schemes table needs one source set")
+        rows.append([f"\\texttt{{{escape_latex(target)}}}", *(str(k) for k in search["best"]),
+                     f"{100 * search['best_fitness']:.1f}", str(search["calls"]),
+                     str(search["evaluations"])])
+    header = ["Target", *(f"$k$ {escape_latex(n)}" for n in sources or []),
+              "Val.\\ fitness (\\%)", "Calls", "Trainings"]
+    lines = [f"\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}", "\\toprule",
+             " & ".join(header) + r" \\", "\\midrule",
+             *(" & ".join(r) + r" \\" for r in rows), "\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
 def write_paper_inputs(
     results_dir: str | os.PathLike,
     paper_dir: str | os.PathLike,
@@ -132,6 +155,8 @@ def write_paper_inputs(
     gen = paper / "generated"
     written = {f"table:{k}": v for k, v in write_tables(frame, gen / "tables", candidates).items()}
     written["results-tables"] = write_text(gen / "results-tables.tex", results_tables_tex(targets))
+    written["table:schemes"] = write_text(gen / "tables" / "schemes.tex",
+                                          schemes_table_latex(results_dir, targets))
     written.update({f"figure:{k}": v for k, v in write_figures(
         frame, results_dir, paper / "figures", featured, p.sources, layer_tables).items()})
     context = {
