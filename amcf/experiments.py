@@ -1,11 +1,11 @@
 """Every method of the compendium by id, run through the one trainer on one target.
 
 A method id names a directory under ``results/<target>/`` (the ids of
-:mod:`amcf.reporting.methods`). :func:`run` trains it for one seed and writes
+:mod:`amcf.reporting.methods`). Each ``run_*`` function trains one for one seed and writes
 ``metrics.json``, ``history.csv`` and ``test_predictions.csv`` to
-``results/<target>/[<group>/]<id>/seed<k>/``. The trainer's checkpoints go to a work directory named
-after a fingerprint of everything that determines the run, so a killed stage resumes, and a
-changed setting starts afresh instead of colliding with a stale checkpoint.
+``results/<target>/[<group>/]<id>/seed<k>/``. The trainer's checkpoints go to a work
+directory named after a fingerprint of everything that determines the run, so a killed stage
+resumes, and a changed setting starts afresh instead of colliding with a stale checkpoint.
 
 Two runs report several ids at once, since they are one computation:
 
@@ -152,12 +152,12 @@ def _train(setting: Setting, key: str, seed: int, models: list[nn.Module],
 
 
 def _publish(setting: Setting, method: str, seed: int, metrics: dict[str, Any],
-             work_dir: str, extra: dict[str, Any] | None = None) -> Path:
+             extra: dict[str, Any] | None = None) -> Path:
     """Copy a run's small result files into ``results/`` (metrics last: it marks completion)."""
     out = setting.out_dir(method, seed)
     out.mkdir(parents=True, exist_ok=True)
     for name in RESULT_FILES[1:]:
-        src = Path(work_dir) / name
+        src = Path(metrics["_work_dir"]) / name
         if src.exists():
             shutil.copyfile(src, out / name)
     clean = {k: v for k, v in metrics.items() if not k.startswith("_") and k != "identity"}
@@ -200,7 +200,7 @@ def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | 
     with seeded(seed):
         models = build_frozen(sources, scheme, setting.splits, setting.freeze_bn_stats)
     metrics = _train(setting, method, seed, models, objective)
-    return _publish(setting, method, seed, metrics, metrics["_work_dir"],
+    return _publish(setting, method, seed, metrics,
                     {"scheme": list(scheme), "lam": lam,
                      "sources": [s.name for s in sources]})
 
@@ -213,7 +213,7 @@ def run_finetune(setting: Setting, seed: int) -> None:
         models, objective = finetune(setting.sources, setting.splits.num_classes,
                                      in_chans=setting.splits.in_chans)
     metrics = _train(setting, "finetune", seed, models, objective)
-    _publish(setting, "ensemble", seed, metrics, metrics["_work_dir"],
+    _publish(setting, "ensemble", seed, metrics,
              {"sources": [s.name for s in setting.sources]})
     _publish_members(setting, "finetune", seed, metrics, setting.sources)
 
@@ -230,13 +230,19 @@ def run_linear(setting: Setting, seed: int) -> None:
 
 
 def best_single_source(setting: Setting, seeds: Sequence[int]) -> SourceSpec:
-    """The source whose standalone fine-tuning has the best mean *validation* accuracy."""
-    scores = {}
-    for s in setting.sources:
-        vals = [json.loads((setting.out_dir(f"finetune-{s.name}", seed) / "metrics.json")
-                           .read_text())["val_acc"] for seed in seeds]
-        scores[s.name] = sum(vals) / len(vals)
-    return setting.source(max(scores, key=scores.get))
+    """The source whose standalone fine-tuning has the best mean *validation* accuracy (the
+    report's rule for its reference, here among the ``finetune-<source>`` runs only)."""
+    from amcf.reporting import collect
+    from amcf.reporting.stats import best_single_source as best_on_validation
+
+    frame = collect(setting.results_dir)
+    frame = frame[frame["seed"].isin(list(seeds))]
+    method = best_on_validation(frame, setting.splits.name,
+                                [f"finetune-{s.name}" for s in setting.sources])
+    if method is None:
+        raise ValueError(f"no finetune-<source> results for {setting.splits.name} under "
+                         f"{setting.results_dir}: run run_finetune for seeds {list(seeds)} first")
+    return setting.source(method.removeprefix("finetune-"))
 
 
 def run_single(setting: Setting, seed: int, method: str, source: SourceSpec) -> Path:
@@ -253,8 +259,7 @@ def run_single(setting: Setting, seed: int, method: str, source: SourceSpec) -> 
                                            setting.splits.num_classes,
                                            in_chans=setting.splits.in_chans, **options)
     metrics = _train(setting, method, seed, models, objective)
-    return _publish(setting, method, seed, metrics, metrics["_work_dir"],
-                    {"sources": [source.name]})
+    return _publish(setting, method, seed, metrics, {"sources": [source.name]})
 
 
 def run_als(setting: Setting, seeds: Sequence[int], source: SourceSpec,
