@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return notebook_main(argv[1:])
     if argv[:1] == ["params"]:
-        from amcf.config import main as params_main
+        from amcf.params import main as params_main
 
         return params_main(argv[1:])
     if argv[:1] == ["gpu-run"]:

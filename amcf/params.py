@@ -151,7 +151,7 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        lines = [f"{path} does not follow the params schema (amcf/config.py):"]
+        lines = [f"{path} does not follow the params schema (amcf/params.py):"]
         for e in err.errors():
             where = ".".join(str(p) for p in e["loc"]) or "(top level)"
             lines.append(f"  {where}: {e['msg']}")

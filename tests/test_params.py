@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amcf.config import ParamsError, load_params, main
+from amcf.params import ParamsError, load_params, main
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = {"embedded": ROOT / "params.yaml", "paper": ROOT / "profiles" / "paper.yaml"}
