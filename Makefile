@@ -42,7 +42,10 @@ data: setup
 inputs: data
 	$(BIN)/dvc repro prepare pretrain
 
-reproduce: setup tex data
+# params.yaml is checked first, so a bad value stops the run in a second, not hours in
+reproduce: setup
+	$(BIN)/amcf params check
+	$(MAKE) tex data
 	$(BIN)/dvc repro
 	@echo "Every result is regenerated; the paper is paper/main.pdf"
 

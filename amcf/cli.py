@@ -1,12 +1,8 @@
-"""The ``amcf`` console script.
+"""amcf: fetch and prepare data, run and check the pipeline's stages.
 
-    amcf data fetch   [--profile embedded|paper] [--mirror DIR] [--only NAME ...] [--data-dir data]
-    amcf data prepare [--profile embedded|paper] [--only NAME ...] [--data-dir data]
-                      [--out build/data] [--params params.yaml]
-    amcf data list    [--profile embedded|paper]
-    amcf notebook NOTEBOOK OUTPUT [--name value ...]   (a pipeline stage; see amcf.pipeline)
-    amcf params check [FILE ...]                       (validate params.yaml / a profile)
-    amcf gpu-run [STAGE ...] --gpus 0,1,...            (paper profile: stages on several GPUs)
+Every command is an argparse subcommand with a one-line help (``amcf --help``,
+``amcf COMMAND --help``); a command whose work lives elsewhere has its handler in its own
+module, and its subparser here only parses.
 """
 
 from __future__ import annotations
@@ -40,7 +36,66 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--params", help="YAML with `datasets:` entries of kind folder")
     lst = cmds.add_parser("list", help="list known datasets")
     lst.add_argument("--profile", choices=["embedded", "paper"], default=None)
+    data.set_defaults(handler=run_data)
+
+    nb = sub.add_parser("notebook", help="run a parameterised notebook (one pipeline stage)",
+                        description="Execute NOTEBOOK with papermill into OUTPUT; the flags "
+                        "after the two paths become its parameters, typed by the notebook's "
+                        "defaults (as dvc.yaml unpacks a params.yaml section into them).")
+    nb.add_argument("notebook")
+    nb.add_argument("output")
+    nb.add_argument("flags", nargs=argparse.REMAINDER, metavar="--name value",
+                    help="notebook parameters")
+    nb.set_defaults(handler=_notebook)
+
+    params = sub.add_parser("params", help="validate params.yaml or a profile")
+    pcmds = params.add_subparsers(dest="command", required=True)
+    check = pcmds.add_parser("check", help="check params files against the schema "
+                             "(amcf/params.py), weights files included")
+    check.add_argument("files", nargs="*", default=["params.yaml"], metavar="FILE")
+    params.set_defaults(handler=lambda a: _params_check(a.files))
+
+    pipe = sub.add_parser("pipeline", help="check dvc.yaml's deps and dvc.lock")
+    pcmds = pipe.add_subparsers(dest="command", required=True)
+    pcmds.add_parser("check-lock", help="fail when dvc.lock does not match the committed "
+                     "code, params, commands and results")
+    pcmds.add_parser("check-deps", help="fail when a stage misses an amcf module its "
+                     "notebook imports")
+    pipe.set_defaults(handler=_pipeline)
+
+    # its own parser reads the flags (they follow this word unparsed)
+    gpu = sub.add_parser("gpu-run", help="paper profile: run out-of-date stages, one per GPU",
+                         add_help=False)
+    gpu.set_defaults(handler=_gpu_run, passthrough=True)
     return parser
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    from amcf.pipeline.notebook import main as notebook_main
+
+    return notebook_main([args.notebook, args.output, *args.flags])
+
+
+def _params_check(files: list[str]) -> int:
+    from amcf.params import check
+
+    return check(files)
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    if args.command == "check-lock":
+        from amcf.pipeline.lock import main as check_lock
+
+        return check_lock()
+    from amcf.pipeline.deps import main as check_deps
+
+    return check_deps()
+
+
+def _gpu_run(args: argparse.Namespace) -> int:
+    from amcf.pipeline.gpu import main as gpu_main
+
+    return gpu_main(args.extra)
 
 
 def _list(profile: str | None) -> None:
@@ -54,8 +109,7 @@ def _list(profile: str | None) -> None:
         print("  ".join(str("?" if r[c] in (None, -1) else r[c]).ljust(widths[c]) for c in cols))
 
 
-def run(argv: list[str]) -> None:
-    args = _parser().parse_args(argv)
+def run_data(args: argparse.Namespace) -> int:
     from amcf.data import commands
 
     if args.command == "list":
@@ -75,30 +129,20 @@ def run(argv: list[str]) -> None:
             commands.prepare(args.profile, registered or None, args.data_dir, args.out)
         for entry in own:
             print(f"prepared {entry.name} -> {prepare_folder(entry, args.out)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    # these two take free-form flags (a notebook's parameters, DVC stage names), so they
-    # parse their own arguments
-    if argv[:1] == ["notebook"]:
-        from amcf.pipeline.notebook import main as notebook_main
-
-        return notebook_main(argv[1:])
-    if argv[:1] == ["params"]:
-        from amcf.params import main as params_main
-
-        return params_main(argv[1:])
-    if argv[:1] == ["gpu-run"]:
-        from amcf.pipeline.gpu import main as gpu_main
-
-        return gpu_main(argv[1:])
+    parser = _parser()
+    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
-        run(argv)
+        return args.handler(args)
     except DataError as exc:
         print(f"amcf: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -158,16 +158,12 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
         raise ParamsError("\n".join(lines)) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``amcf params check [FILE ...]``."""
+def check(paths: list[str]) -> int:
+    """``amcf params check [FILE ...]``: 0 when every file follows the schema, else 2."""
     import sys
 
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] != ["check"]:
-        print("usage: amcf params check [FILE ...]", file=sys.stderr)
-        return 2
     status = 0
-    for path in argv[1:] or ["params.yaml"]:
+    for path in paths or ["params.yaml"]:
         try:
             params = load_params(path)
             print(f"{path}: profile {params.profile}, {len(params.targets)} targets, "

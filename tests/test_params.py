@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amcf.params import ParamsError, load_params, main
+from amcf.params import ParamsError, check, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = {"embedded": ROOT / "params.yaml", "paper": ROOT / "profiles" / "paper.yaml"}
@@ -84,7 +84,7 @@ def test_unreadable_or_missing_file(tmp_path, capsys):
     bad.write_text("amcf: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
-    assert main(["check", str(bad)]) == 2
+    assert check([str(bad)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
 
 
@@ -104,7 +104,8 @@ def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
     listed = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, check=True).stdout.split()
     paper = load_params(PROFILES["paper"])
-    expected = ({f"prepare@{d}" for d in paper.datasets} | {"pretrain@cifar100", "report", "paper"}
+    expected = ({f"prepare@{d}" for d in paper.datasets}
+                | {"data", "pretrain@cifar100", "report", "paper"}
                 | {f"{kind}@{t}" for kind in ("search", "baselines", "ablations")
                    for t in paper.targets}
                 | {f"amcf@{t}-{s}" for t in paper.targets for s in paper.seeds})

@@ -1,0 +1,97 @@
+"""Does the committed ``dvc.lock`` describe the committed code, params and results?
+
+``dvc status`` mixes two different things: a stage whose committed inputs (code, notebooks,
+params, its command) or committed outputs (``results/``, ``paper/``) no longer match the lock,
+which means the committed results are stale; and outputs that are simply not there (a fresh
+clone has no ``build/`` and no ``data/``), which ``dvc repro`` will rebuild from the lock.
+:func:`stale_stages` reports only the first kind, so CI can stop on a stale lock before it
+reproduces anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _tracked(root: Path) -> set[str]:
+    """Paths git tracks under ``root`` (files, and every folder above one)."""
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True)
+    files = [f for f in out.stdout.decode().split("\0") if f]
+    tracked = set(files)
+    for f in files:
+        parts = f.split("/")
+        tracked.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return tracked
+
+
+def _locked_stages(root: Path) -> set[str]:
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return set()
+    return set((yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}))
+
+
+def _describe(kind: str, changes: dict[str, Any], tracked: set[str], root: Path) -> list[str]:
+    problems = []
+    for path, status in changes.items():
+        rel = os.path.relpath(path, root) if os.path.isabs(path) else path
+        if isinstance(status, dict):  # a params file: {param: status}
+            problems += [f"param {rel}:{name} {what}" for name, what in status.items()]
+        elif rel in tracked:
+            problems.append(f"{kind} {rel} {status}")
+        # untracked paths (build/, data/) are products: missing or rebuilt locally, never
+        # a sign that the committed results are stale
+    return problems
+
+
+def stale_stages(root: str | os.PathLike = ".") -> dict[str, list[str]]:
+    """stage -> what differs from dvc.lock among its committed inputs, command and outputs."""
+    from dvc.repo import Repo
+
+    root = Path(root).resolve()
+    tracked = _tracked(root)
+    locked = _locked_stages(root)
+    stale: dict[str, list[str]] = {}
+    # stage names are relative to the working directory
+    with contextlib.chdir(root), Repo(str(root)) as repo:
+        names = [s.addressing for s in repo.index.stages if s.cmd]
+        status = repo.status()
+    for name in names:
+        if name not in locked:
+            stale[name] = ["not in dvc.lock (it has never been run, or the lock was not "
+                           "committed)"]
+    for name, entries in status.items():
+        if name in stale:
+            continue
+        problems = []
+        for entry in entries:
+            if isinstance(entry, str):  # "changed command", "always changed", ...
+                problems.append(entry)
+            elif "changed deps" in entry:
+                problems += _describe("dependency", entry["changed deps"], tracked, root)
+            elif "changed outs" in entry:
+                problems += _describe("output", entry["changed outs"], tracked, root)
+        if problems:
+            stale[name] = problems
+    return stale
+
+
+def main(root: str | os.PathLike = ".") -> int:
+    """``amcf pipeline check-lock``: 0 when dvc.lock matches, 1 with the stale stages listed."""
+    stale = stale_stages(root)
+    for name, problems in stale.items():
+        print(f"stale: {name}: " + "; ".join(problems))
+    if stale:
+        print(f"dvc.lock does not match the committed code, params or results ({len(stale)} "
+              "stage(s) above). Fix: run `dvc repro` and commit dvc.lock with the results it "
+              "regenerates.")
+        return 1
+    print("dvc.lock matches the committed code, params, commands and results "
+          "(outputs outside git, such as build/, may still be missing): ok")
+    return 0

@@ -1,0 +1,87 @@
+"""`amcf pipeline check-lock` fails on a stale dvc.lock and passes on a fresh clone's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from amcf.pipeline.lock import stale_stages
+
+DVC_YAML = """\
+stages:
+  build:
+    cmd: python code.py ${n} build/out.txt
+    deps: [code.py]
+    params: [n]
+    outs: [build/out.txt]
+  result:
+    cmd: python code.py 7 results/r.txt
+    deps: [code.py, build/out.txt]
+    outs:
+      - results/r.txt:
+          cache: false
+"""
+
+
+def _run(cmd, cwd):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1")
+    return subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A toy DVC project, reproduced and committed, like the compendium."""
+    (tmp_path / "code.py").write_text(
+        "import sys, pathlib\np = pathlib.Path(sys.argv[2])\np.parent.mkdir(exist_ok=True)\n"
+        "p.write_text(sys.argv[1])\n")
+    (tmp_path / "params.yaml").write_text("n: 3\n")
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    (tmp_path / ".gitignore").write_text("/build/\n")
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"],
+                ["git", "config", "user.name", "t"], ["dvc", "init", "-q"],
+                ["dvc", "repro", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "run"]):
+        _run(cmd, tmp_path)
+    return tmp_path
+
+
+def test_a_fresh_clone_without_build_outputs_is_not_stale(repo):
+    assert stale_stages(repo) == {}
+    shutil.rmtree(repo / "build")
+    shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
+    assert stale_stages(repo) == {}
+
+
+@pytest.mark.parametrize(("edit", "stage", "expected"), [
+    (lambda r: (r / "code.py").write_text((r / "code.py").read_text() + "# edited\n"),
+     "build", "dependency code.py modified"),
+    (lambda r: (r / "params.yaml").write_text("n: 4\n"), "build", "param params.yaml:n"),
+    (lambda r: (r / "dvc.yaml").write_text(DVC_YAML.replace("7 results", "8 results")),
+     "result", "changed command"),
+    (lambda r: (r / "results" / "r.txt").write_text("edited by hand"), "result",
+     "output results/r.txt modified"),
+])
+def test_a_stale_lock_is_reported(repo, edit, stage, expected):
+    shutil.rmtree(repo / "build")  # as on a fresh clone: missing products do not hide it
+    edit(repo)
+    stale = stale_stages(repo)
+    assert stage in stale and any(expected in p for p in stale[stage]), stale
+
+
+def test_a_stage_never_run_is_reported(repo):
+    (repo / "dvc.yaml").write_text(DVC_YAML + "  extra:\n    cmd: echo hi\n    deps: [code.py]\n")
+    assert "extra" in stale_stages(repo)
+
+
+def test_the_command_exits_non_zero_on_a_stale_lock(repo):
+    (repo / "params.yaml").write_text("n: 5\n")
+    out = subprocess.run([sys.executable, "-m", "amcf.cli", "pipeline", "check-lock"],
+                         cwd=repo, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    assert out.returncode == 1
+    assert "stale: build" in out.stdout and "dvc repro" in out.stdout
