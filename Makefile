@@ -12,7 +12,7 @@ AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
 export AMCF_DATA_MIRROR
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch
+.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -68,3 +68,11 @@ test: lint unit notebooks
 
 lab: setup
 	$(BIN)/jupyter lab
+
+# SIGKILL random stages of the embedded default at random moments (seeded), rerun them, and
+# check that their results equal an uninterrupted run's; prints the kills survived and the
+# time lost. Runs in a clone under build/chaos/ after `make inputs`; long (about twice the
+# stages it kills). A shorter one: $(BIN)/python benchmarks/chaos.py --targets digits
+CHAOS_ARGS ?= --targets all --kills 10 --kinds search amcf baselines ablations report
+chaos: inputs
+	$(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 
 from amcf.data import Splits
-from amcf.io import write_json
+from amcf.io import copy_file, write_json
 from amcf.models import SourceSpec, build_model
 from amcf.objective import Objective
 from amcf.train import TrainConfig, fit
@@ -159,7 +158,7 @@ def _publish(setting: Setting, method: str, seed: int, metrics: dict[str, Any],
     for name in RESULT_FILES[1:]:
         src = Path(metrics["_work_dir"]) / name
         if src.exists():
-            shutil.copyfile(src, out / name)
+            copy_file(src, out / name)
     clean = {k: v for k, v in metrics.items() if not k.startswith("_") and k != "identity"}
     write_json(out / "metrics.json", {"method": method, "seed": seed, **clean, **(extra or {})})
     return out
@@ -172,7 +171,7 @@ def _publish_members(setting: Setting, prefix: str, seed: int, metrics: dict[str
     for source, member in zip(sources, metrics["members"], strict=True):
         out = setting.out_dir(f"{prefix}-{source.name}", seed)
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(metrics["_work_dir"]) / "history.csv", out / "history.csv")
+        copy_file(Path(metrics["_work_dir"]) / "history.csv", out / "history.csv")
         write_json(out / "metrics.json", {
             "method": f"{prefix}-{source.name}", "seed": seed,
             "selected_epoch": member["selected_epoch"], "val_acc": member["val_acc"],
@@ -364,7 +363,7 @@ def pretrain_source(name: str, splits: Splits, arch: str, init: str | None,
                           "test_acc": result.metrics["final_test_acc"]})
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "history.csv", out / "history.csv")
+    copy_file(work / "history.csv", out / "history.csv")
     metrics = {k: v for k, v in result.metrics.items() if k != "identity"}
     write_json(out / "metrics.json", {"source": name, "dataset": splits.name, **metrics})
     return metrics

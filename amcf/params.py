@@ -69,13 +69,13 @@ class FinalSection(_Strict):
 
 class BaselinesSection(_Strict):
     seeds: list[int] = Field(min_length=1)
-    methods: list[Literal[BASELINE_RUNS]]  # type: ignore[valid-type]
+    methods: list[Literal[BASELINE_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
     options: dict[str, dict[str, Any]] = {}
 
 
 class AblationsSection(_Strict):
     seeds: list[int] = Field(min_length=1)
-    methods: list[Literal[ABLATION_RUNS]]  # type: ignore[valid-type]
+    methods: list[Literal[ABLATION_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
     lams: list[float] = []
     options: dict[str, dict[str, Any]] = {}
 
@@ -109,7 +109,11 @@ class Params(_Strict):
 
         for name, entry in self.datasets.items():
             if entry.folder is not None:
-                FolderDataset(name=name, kind="folder", **entry.folder)
+                folder = _checked(f"datasets.{name}.folder", FolderDataset, name=name,
+                                  kind="folder", **entry.folder)
+                if not folder.path.is_dir():
+                    raise ValueError(f"datasets.{name}.folder.path: {folder.path} is not a "
+                                     "folder; point it at a folder of class subfolders")
                 continue
             try:
                 get_info(name)  # an unknown name raises, naming the closest registered ones
@@ -121,10 +125,14 @@ class Params(_Strict):
             if name not in self.datasets:
                 raise ValueError(f"{where} uses dataset {name!r}, which is not under "
                                  "`datasets:`; add it there so prepare@ builds it")
+        built = {f"build/sources/{name}.pt" for name in self.pretrain}
         for name, entry in self.amcf.sources.items():
-            SourceSpec(name=name, **entry.model_dump())
+            _checked(f"amcf.sources.{name}", SourceSpec, name=name, **entry.model_dump())
+            _weights_file(f"amcf.sources.{name}.weights", entry.weights, built)
         for name, entry in self.pretrain.items():
-            SourceSpec(name=name, arch=entry.arch, weights=entry.init)
+            _checked(f"pretrain.{name}", SourceSpec, name=name, arch=entry.arch,
+                     weights=entry.init)
+            _weights_file(f"pretrain.{name}.init", entry.init, set())
         if self.report.featured_target not in self.targets:
             raise ValueError(f"report.featured_target {self.report.featured_target!r} is not "
                              f"one of the targets {list(self.targets)}")
@@ -133,6 +141,53 @@ class Params(_Strict):
                 raise ValueError(f"{section}.seeds must equal seeds ({self.seeds}); use the "
                                  "YAML alias `seeds: *seeds`")
         return self
+
+
+# ---- checks that need more than one field (faults branch) ----------------------------------
+# Where a source checkpoint may live: the folders the training stages of dvc.yaml depend on,
+# so that DVC reruns them when the file changes.
+WEIGHTS_DEPS = ("build/sources/", "data/")
+
+
+def _checked(where: str, model: type[BaseModel], **fields: Any) -> Any:
+    """``model(**fields)``; its errors name their key path in params.yaml."""
+    try:
+        return model(**fields)
+    except ValidationError as err:
+        raise ValueError("; ".join(
+            f"{'.'.join([where, *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors())) from None
+
+
+def _weights_file(where: str, weights: str | None, built: set[str]) -> None:
+    """A local weights file must exist (or be built by pretrain@) inside a stage dependency."""
+    if weights in (None, "hub"):
+        return
+    path = Path(weights).as_posix()
+    if path in built:
+        return
+    if not Path(weights).is_file():
+        raise ValueError(f"{where}: {weights} does not exist (nor is it built by a pretrain@ "
+                         "stage); fix the path, or fetch it (`amcf data fetch` brings "
+                         "data/pretrained/)")
+    if not path.startswith(WEIGHTS_DEPS):
+        raise ValueError(f"{where}: {weights} is outside {' and '.join(WEIGHTS_DEPS)}, which "
+                         "the training stages depend on, so DVC would not notice when it "
+                         "changes; copy it under data/ (e.g. data/pretrained/) and point "
+                         "weights there")
+
+
+def _yaml_12_floats() -> type[yaml.SafeLoader]:
+    """A loader that reads ``1e-5`` as a number, as DVC (YAML 1.2) does; PyYAML's YAML 1.1
+    reads it as text, and an untyped setting would then reach the notebook as a string."""
+    import re
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    pattern = re.compile(r"^[-+]?(\d[\d_]*\.?\d*|\.\d+)[eE][-+]?\d+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", pattern, list("-+0123456789."))
+    return Loader
 
 
 class ParamsError(ValueError):
@@ -145,16 +200,29 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
     if not path.is_file():
         raise ParamsError(f"{path} does not exist; copy params.yaml or profiles/paper.yaml")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_12_floats())  # noqa: S506
     except yaml.YAMLError as err:
         raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    from amcf.pipeline.notebook import dropped_by_dvc
+
+    empty = dropped_by_dvc(raw) if isinstance(raw, dict) else []
+    if empty:
+        raise ParamsError(f"{path}: empty list(s) at {', '.join(empty)}. DVC drops an empty "
+                          "list when it passes a section to a stage, and the notebook would "
+                          "silently use its demo defaults. Fix: give each at least one value "
+                          "(or remove the method that needs it)")
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
         lines = [f"{path} does not follow the params schema (amcf/params.py):"]
         for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            lines.append(f"  {where}: {e['msg']}")
+            where = ".".join(str(p) for p in e["loc"])
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key (misspelled?), not part of the schema"
+            lines.append(f"  {where}: {msg}" if where else f"  {msg}")
+        lines.append("Fix: correct the keys and values named above; params.yaml and "
+                     "profiles/paper.yaml show every key with a valid value")
         raise ParamsError("\n".join(lines)) from None
 
 

@@ -129,12 +129,38 @@ def scan(entry: FolderDataset) -> tuple[list[str], list[Path], np.ndarray, np.nd
     else:
         split = stratified_split(labels_arr, test=entry.test_fraction, val=entry.val_fraction,
                                  seed=entry.seed, classes=classes, dataset=entry.name)
+    _refuse_missing_classes(entry, classes, labels_arr, split)
     empty = [s for s, n in counts(split).items() if n == 0]
     if empty:
         raise DataError(f"dataset {entry.name!r}: split(s) {empty} would be empty with "
                         f"{len(files)} images. Fix: add images or change test_fraction / "
                         "val_fraction.")
     return classes, files, labels_arr, split
+
+
+def _refuse_missing_classes(entry: FolderDataset, classes: list[str], labels: np.ndarray,
+                            split: np.ndarray) -> None:
+    """A class too small to appear in every split would vanish from val or test silently."""
+    for c, name in enumerate(classes):
+        mine = split[labels == c]
+        absent = [s for s in ("train", "val", "test") if not (mine == s).any()]
+        if absent:
+            raise DataError(
+                f"dataset {entry.name!r}: class {name!r} has {int((labels == c).sum())} "
+                f"image(s), too few to appear in {' and '.join(absent)} (test_fraction "
+                f"{entry.test_fraction}, val_fraction {entry.val_fraction}). Fix: add images "
+                f"to {entry.path / name} (about {_images_needed(entry)} or more), or remove "
+                "that class folder")
+
+
+def _images_needed(entry: FolderDataset) -> int:
+    # the smallest n with round(n * test) >= 1 and round((n - test) * val) >= 1 and a train
+    for n in range(3, 1000):
+        n_test = round(n * entry.test_fraction)
+        n_val = round((n - n_test) * entry.val_fraction)
+        if n_test >= 1 and n_val >= 1 and n - n_test - n_val >= 1:
+            return n
+    return 1000
 
 
 def decode(path: Path, entry: FolderDataset) -> np.ndarray:

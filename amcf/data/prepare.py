@@ -15,7 +15,8 @@ def per_class_counts(prep: Prepared) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for s in ("train", "val", "test"):
         cnt = Counter(int(y) for y, sp in zip(prep.labels, prep.split, strict=True) if sp == s)
-        out[s] = {prep.classes[k]: v for k, v in cnt.items()}
+        # every class, so a class missing from a split shows as 0 (the card's minimum)
+        out[s] = {name: cnt.get(k, 0) for k, name in enumerate(prep.classes)}
     return out
 
 

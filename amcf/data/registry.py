@@ -66,8 +66,9 @@ def get_info(name: str) -> DatasetInfo:
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise DataError(f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(sorted(known))}"
-                    " (`amcf data list` shows them; a folder of your own images needs a "
-                    "`kind: folder` entry, see amcf.data.folder).")
+                    " (`amcf data list` shows them). A folder of your own images is an entry of "
+                    f"params.yaml: `datasets: {{{name}: {{folder: {{path: DIR}}}}}}` (README, "
+                    "\"Your own data\").")
 
 
 def names(profile: Profile | None = None) -> list[str]:

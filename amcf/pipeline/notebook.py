@@ -15,6 +15,7 @@ mappings. ``--no-name`` sets a boolean to False (DVC's ``parsing.bool: boolean_o
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,13 +28,82 @@ class NotebookParameterError(ValueError):
     """A flag that the notebook's ``parameters`` cell does not declare, or a bad value."""
 
 
+_NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _scalar(text: str) -> Any:
     if text == "None":  # how DVC writes a YAML null into a command
         return None
+    if _NUMBER.fullmatch(text):
+        # YAML 1.1 reads "1e-05" (how Python, and so DVC, writes 0.00001) as a string
+        return int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text)
     value = yaml.safe_load(text)
+    if isinstance(value, list) and all(isinstance(v, (int, float, str)) for v in value):
+        return value  # a list typed by hand as one argument, e.g. --scheme '[9, 0, 0]'
     # A bare word such as ``resnet50.tv_in1k`` stays a string; so does anything YAML would
     # turn into a date or a mapping, since no notebook parameter is either.
     return value if isinstance(value, (str, int, float, bool, type(None))) else text
+
+
+def _kind(default: Any) -> str | None:
+    """What a parameter's values must be, judged by its default (None: anything)."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "text"
+    return None
+
+
+def _fits(value: Any, kind: str | None) -> bool:
+    if value is None or kind in (None, "text"):
+        return True
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if kind == "an integer" else isinstance(value, (int, float))
+
+
+def _default_of(defaults: dict[str, Any], dotted: str) -> Any:
+    node: Any = defaults
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _typed(name: str, texts: list[str], default: Any) -> Any:
+    """The values of ``--name``, checked against the type of the notebook's default."""
+    if isinstance(default, list):
+        kinds = {_kind(d) for d in default}
+        kind = kinds.pop() if len(kinds) == 1 else None
+        values = [_scalar(t) for t in texts]
+        if len(values) == 1 and isinstance(values[0], list):
+            values = values[0]
+        wrong = [t for t, v in zip(texts, values, strict=False) if not _fits(v, kind)]
+        if wrong:
+            raise NotebookParameterError(
+                f"--{name} {' '.join(texts)}: every value must be {kind} (the notebook's "
+                f"default is {default!r}); fix the list in params.yaml")
+        return [float(v) if kind == "a number" and v is not None else v for v in values]
+    value = _scalar(texts[0]) if len(texts) == 1 else [_scalar(t) for t in texts]
+    kind = _kind(default)
+    if kind == "text" and isinstance(value, (int, float, bool)) and len(texts) == 1:
+        return texts[0]  # e.g. a dataset named 2024: the notebook wants its name as text
+    if isinstance(value, list) and kind is not None:
+        raise NotebookParameterError(
+            f"--{name} got {len(texts)} values {texts} but takes one ({kind}, like the "
+            f"notebook's default {default!r}); fix the value in params.yaml")
+    if not _fits(value, kind):
+        raise NotebookParameterError(
+            f"--{name} {texts[0]!r} is not {kind} (the notebook's default is {default!r}); "
+            "fix the value in params.yaml (or on the command line)")
+    return float(value) if kind == "a number" and value is not None else value
 
 
 def _set_nested(target: dict[str, Any], dotted: str, value: Any) -> None:
@@ -74,18 +144,45 @@ def parse_flags(argv: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
                 f"--{name} is not a parameter of this notebook (its parameters: {known}); "
                 "fix the key in params.yaml or add it to the notebook's parameters cell"
             )
-        if negated:
-            value: Any = False
-        elif not values:
-            value = True
-        elif "." not in name and isinstance(defaults[top], list):
-            value = [_scalar(v) for v in values]
-        elif len(values) == 1:
-            value = _scalar(values[0])
+        default = _default_of(defaults, name)
+        if negated or not values:
+            if not isinstance(default, bool) and default is not None:
+                raise NotebookParameterError(
+                    f"--{name} has no value, but the notebook's default is {default!r}; "
+                    "give it a value in params.yaml")
+            value: Any = not negated
         else:
-            value = [_scalar(v) for v in values]
+            value = _typed(name, values, default)
         _set_nested(params, name, value)
     return params
+
+
+def dropped_by_dvc(tree: Any, prefix: str = "") -> list[str]:
+    """Key paths of the empty lists in a params tree.
+
+    DVC's unpacking turns ``seeds: [0, 1]`` into ``--seeds 0 1`` but drops ``seeds: []``
+    altogether, so the notebook would silently run with its own (demo) default instead.
+    """
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in dropped_by_dvc(v, f"{prefix}{k}.")]
+    if isinstance(tree, list) and not tree:
+        return [prefix.rstrip(".")]
+    return []
+
+
+def _refuse_dropped_lists() -> None:
+    """Under ``dvc repro`` (which sets DVC_ROOT), stop when params.yaml holds an empty list."""
+    root = os.environ.get("DVC_ROOT")
+    params = Path(root or ".") / "params.yaml"
+    if not root or not params.is_file():
+        return
+    empty = dropped_by_dvc(yaml.safe_load(params.read_text(encoding="utf-8")) or {})
+    if empty:
+        raise NotebookParameterError(
+            f"{params} has empty lists ({', '.join(empty)}); DVC drops an empty list when it "
+            "unpacks params into a stage's flags, so the notebook would run with its demo "
+            "defaults instead. Fix: give each at least one value, or remove the method that "
+            "uses it")
 
 
 def notebook_defaults(notebook: str | os.PathLike) -> dict[str, Any]:
@@ -107,6 +204,7 @@ def run(notebook: str, output: str, argv: list[str], *, kernel: str = "python3")
     """Execute ``notebook`` with parameters from ``argv`` into ``output``; return them."""
     import papermill
 
+    _refuse_dropped_lists()
     params = parse_flags(argv, notebook_defaults(notebook))
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

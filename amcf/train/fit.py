@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from amcf.train.config import TrainConfig, resolve_device
 from amcf.train.evaluate import accuracies, autocast_for, predict
 
 EVAL_BATCH_SIZE = 256
+# A mean train loss this many times above chance level (K * ln C) means the run diverged.
+DIVERGENCE_FACTOR = 100
 HISTORY, METRICS, CHECKPOINT, PREDICTIONS = (
     "history.csv", "metrics.json", "checkpoint.pt", "test_predictions.csv")
 # Callback after each finished (and checkpointed) epoch: (epoch, history row).
@@ -317,6 +320,14 @@ def _run_epoch(epoch, models, splits, config, objective, run: _Run, device) -> N
         raise FloatingPointError(
             f"training diverged at epoch {epoch} (train loss {train_loss}); lower lr "
             f"(now {config.lr}) or check the objective's penalty")
+    chance = len(models) * math.log(max(splits.num_classes, 2))
+    if train_loss > DIVERGENCE_FACTOR * chance:
+        # a finite but exploding loss: the run would end at chance accuracy and be reported
+        raise FloatingPointError(
+            f"training diverged at epoch {epoch}: train loss {train_loss:.3g} is more than "
+            f"{DIVERGENCE_FACTOR}x that of a chance-level prediction ({chance:.3g} for "
+            f"{len(models)} model(s) and {splits.num_classes} classes); lower lr (now "
+            f"{config.lr}) or check the objective's penalty")
     for s in run.schedulers:
         s.step()
     val, _, _ = _evaluate_split(models, splits.val, config, device)
