@@ -85,3 +85,25 @@ def test_the_command_exits_non_zero_on_a_stale_lock(repo):
                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
     assert out.returncode == 1
     assert "stale: build" in out.stdout and "dvc repro" in out.stdout
+
+
+def test_a_corrupt_raw_file_is_never_pinned(tmp_path, monkeypatch):
+    """The `data` stage verifies data/ against the registry's sha256: `dvc repro` with a
+    corrupted file fetches it again, and dvc.lock keeps pinning the verified bytes."""
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  data:\n    cmd: amcf data fetch --only digits\n"
+        "    outs:\n      - data:\n          persist: true\n")
+    (tmp_path / ".gitignore").write_text("/data/\n")
+    monkeypatch.delenv("AMCF_DATA_MIRROR", raising=False)  # digits comes from scikit-learn
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"],
+                ["git", "config", "user.name", "t"], ["dvc", "init", "-q"],
+                ["dvc", "repro", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "1"]):
+        _run(cmd, tmp_path)
+    raw = tmp_path / "data" / "digits" / "digits.csv.gz"
+    good = raw.read_bytes()
+    raw.write_bytes(good[:-100])
+    _run(["dvc", "repro", "-q"], tmp_path)
+    assert raw.read_bytes() == good
+    assert _run(["git", "status", "--porcelain"], tmp_path).stdout == ""
+    assert stale_stages(tmp_path) == {}
