@@ -92,19 +92,19 @@ def _kill_tree(proc: subprocess.Popen) -> bool:
 
 def attempt(stage: str, kill_after: float | None) -> tuple[float, bool]:
     """Run the stage; SIGKILL it after ``kill_after`` s. Returns (seconds, killed)."""
+    log = CLONE.parent / "stage.log"
     start = time.perf_counter()
-    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=CLONE,
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    if kill_after is not None:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage],
+                                cwd=CLONE, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         try:
             proc.wait(timeout=kill_after)
         except subprocess.TimeoutExpired:
             killed = _kill_tree(proc)
             return time.perf_counter() - start, killed
-    _, err = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(f"{stage} failed after the kills:\n{err.decode()[-2000:]}")
+        raise RuntimeError(f"{stage} failed:\n{log.read_text()[-3000:]}")
     return time.perf_counter() - start, False
 
 
