@@ -99,6 +99,8 @@ def _typed(name: str, texts: list[str], default: Any) -> Any:
         raise NotebookParameterError(
             f"--{name} got {len(texts)} values {texts} but takes one ({kind}, like the "
             f"notebook's default {default!r}); fix the value in params.yaml")
+    if kind == "an integer" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 12.0 epochs is 12, as pydantic reads it
     if not _fits(value, kind):
         raise NotebookParameterError(
             f"--{name} {texts[0]!r} is not {kind} (the notebook's default is {default!r}); "
