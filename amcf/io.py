@@ -19,8 +19,8 @@ os.umask(_UMASK)
 
 
 # errors of the disk rather than of the code: reported with the file and what to do
-_DISK_ERRORS = {errno.ENOSPC: "the disk is full: free space there",
-                errno.EDQUOT: "the disk quota is exceeded: free space there",
+_DISK_ERRORS = {errno.ENOSPC: "the disk holding it is full: free space on it and run again",
+                errno.EDQUOT: "the disk quota is exceeded: free space and run again",
                 errno.EROFS: "the file system is read-only: choose a writable folder",
                 errno.EACCES: "permission denied: make the folder writable (chmod u+w)",
                 errno.EPERM: "permission denied: make the folder writable (chmod u+w)"}
