@@ -6,7 +6,7 @@
     amcf data list    [--profile embedded|paper]
     amcf notebook NOTEBOOK OUTPUT [--name value ...]   (a pipeline stage; see amcf.pipeline)
     amcf params check [FILE ...]                       (validate params.yaml / a profile)
-    amcf gpu-run [STAGE ...] --gpus 0,1,...            (paper profile: stages on several GPUs)
+    amcf cluster-run [STAGE ...] [--address ADDR]     (the pipeline's stages on Ray)
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--params", help="YAML with `datasets:` entries of kind folder")
     lst = cmds.add_parser("list", help="list known datasets")
     lst.add_argument("--profile", choices=["embedded", "paper"], default=None)
+    from amcf.pipeline.cluster import add_arguments as cluster_arguments
+
+    cluster_arguments(sub.add_parser(
+        "cluster-run", help="run the out-of-date stages as Ray tasks, committing each as it ends"))
     return parser
 
 
@@ -54,8 +58,12 @@ def _list(profile: str | None) -> None:
         print("  ".join(str("?" if r[c] in (None, -1) else r[c]).ljust(widths[c]) for c in cols))
 
 
-def run(argv: list[str]) -> None:
+def run(argv: list[str]) -> int | None:
     args = _parser().parse_args(argv)
+    if args.group == "cluster-run":
+        from amcf.pipeline.cluster import main as cluster_main
+
+        return cluster_main(args)
     from amcf.data import commands
 
     if args.command == "list":
@@ -79,8 +87,7 @@ def run(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # these two take free-form flags (a notebook's parameters, DVC stage names), so they
-    # parse their own arguments
+    # these two parse their own arguments (a notebook's free-form parameters, params check)
     if argv[:1] == ["notebook"]:
         from amcf.pipeline.notebook import main as notebook_main
 
@@ -89,16 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         from amcf.config import main as params_main
 
         return params_main(argv[1:])
-    if argv[:1] == ["gpu-run"]:
-        from amcf.pipeline.gpu import main as gpu_main
-
-        return gpu_main(argv[1:])
     try:
-        run(argv)
+        return run(argv) or 0
     except DataError as exc:
         print(f"amcf: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":
