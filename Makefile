@@ -12,7 +12,7 @@ AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
 export AMCF_DATA_MIRROR
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch
+.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch cluster-check
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -65,3 +65,10 @@ test: lint unit notebooks
 
 lab: setup
 	$(BIN)/jupyter lab
+
+# Ray: the searches and one target's amcf@, baselines@ and ablations@ stages (their fan-out
+# included) through a local Ray on 2 CPUs, in a scratch copy (build/cluster-check); their
+# results must equal this checkout's, the sequential run's, apart from timings.
+CLUSTER_TARGET ?= digits
+cluster-check: setup
+	bash scripts/cluster-check $(CLUSTER_TARGET) 2
