@@ -12,7 +12,7 @@ AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
 export AMCF_DATA_MIRROR
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos
+.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos cluster-check
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -76,3 +76,10 @@ lab: setup
 CHAOS_ARGS ?= --targets all --kills 10 --kinds search amcf baselines ablations report
 chaos: inputs
 	$(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
+
+# Ray: the searches and one target's amcf@, baselines@ and ablations@ stages (their fan-out
+# included) through a local Ray on 2 CPUs, in a scratch copy (build/cluster-check); their
+# results must equal this checkout's, the sequential run's, apart from timings.
+CLUSTER_TARGET ?= digits
+cluster-check: setup
+	bash scripts/cluster-check $(CLUSTER_TARGET) 2

@@ -198,5 +198,10 @@ def run_amls(
                         for s in fitness.sources],
             "freeze_bn_stats": freeze_bn_stats, "train": fitness.config.identity(),
         }
+    if "executor" in params and "executor" not in settings:
+        # a synchronous search evaluates a generation's schemes as Ray tasks on a cluster
+        from amcf.pipeline.fanout import executor
+
+        settings["executor"] = executor()
     return search(fitness, len(counts), high=[n - 1 for n in counts], state_path=state_path,
                   **settings)

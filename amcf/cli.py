@@ -63,10 +63,12 @@ def _parser() -> argparse.ArgumentParser:
                      "notebook imports")
     pipe.set_defaults(handler=_pipeline)
 
-    # its own parser reads the flags (they follow this word unparsed)
-    gpu = sub.add_parser("gpu-run", help="paper profile: run out-of-date stages, one per GPU",
-                         add_help=False)
-    gpu.set_defaults(handler=_gpu_run, passthrough=True)
+    from amcf.pipeline.cluster import add_arguments as cluster_arguments
+
+    cluster = sub.add_parser(
+        "cluster-run", help="run the out-of-date stages as Ray tasks, committing each as it ends")
+    cluster_arguments(cluster)
+    cluster.set_defaults(handler=_cluster_run)
     return parser
 
 
@@ -92,10 +94,10 @@ def _pipeline(args: argparse.Namespace) -> int:
     return check_deps()
 
 
-def _gpu_run(args: argparse.Namespace) -> int:
-    from amcf.pipeline.gpu import main as gpu_main
+def _cluster_run(args: argparse.Namespace) -> int:
+    from amcf.pipeline.cluster import main as cluster_main
 
-    return gpu_main(args.extra)
+    return cluster_main(args) or 0
 
 
 def _list(profile: str | None) -> None:

@@ -14,6 +14,9 @@ Two runs report several ids at once, since they are one computation:
   (``finetune-<source>``, selected on its own validation accuracy) and the fused prediction
   is the ensemble baseline (``ensemble``).
 - ``linear``: the K linear probes (``linear-<source>``).
+
+The independent runs of a group (methods x seeds) go through
+:func:`amcf.pipeline.fanout.run_all`: Ray tasks when a cluster is attached, else in turn.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ from amcf.data import Splits
 from amcf.io import copy_file, write_json
 from amcf.models import SourceSpec, build_model
 from amcf.objective import Objective
+from amcf.pipeline.fanout import run_all
 from amcf.train import TrainConfig, fit
 
 RESULT_FILES = ("metrics.json", "history.csv", "test_predictions.csv")
@@ -297,18 +302,19 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
     unknown = sorted(set(methods) - set(BASELINE_RUNS))
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINE_RUNS)}")
-    for seed in seeds:
-        run_finetune(setting, seed)
+    run_all([partial(run_finetune, setting, seed) for seed in seeds])
     best = best_single_source(setting, seeds)
+    calls = []
     for seed in seeds:
         if "linear" in methods:
-            run_linear(setting, seed)
+            calls.append(partial(run_linear, setting, seed))
         for method in ("scratch", "l2sp", "childtune-f", "childtune-d", "adafilter"):
             if method in methods:
-                run_single(setting, seed, method, setting.sources[0] if method == "scratch"
-                           else best)
+                calls.append(partial(run_single, setting, seed, method,
+                                     setting.sources[0] if method == "scratch" else best))
     if "als" in methods:
-        run_als(setting, seeds, best, search, fitness)
+        calls.append(partial(run_als, setting, seeds, best, search, fitness))
+    run_all(calls)
     return best.name
 
 
@@ -321,22 +327,26 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
     if unknown:
         raise ValueError(f"unknown ablations {unknown}; choose from {list(ABLATION_RUNS)}")
     k_total = len(setting.sources)
+    amcf = partial(run_amcf, setting)
+    calls = []
     for seed in seeds:
         if "amcf-lam" in methods:
             for lam in lams:
                 if lam != setting.lam:
-                    run_amcf(setting, seed, method=f"amcf-lam{lam:g}", lam=lam)
+                    calls.append(partial(amcf, seed, method=f"amcf-lam{lam:g}", lam=lam))
         if "amcf-full" in methods:
-            run_amcf(setting, seed, method="amcf-full", scheme=(0,) * k_total)
+            calls.append(partial(amcf, seed, method="amcf-full", scheme=(0,) * k_total))
         if "amcf-random" in methods:
-            run_amcf(setting, seed, method="amcf-random", scheme=random_scheme(setting, seed))
+            calls.append(partial(amcf, seed, method="amcf-random",
+                                 scheme=random_scheme(setting, seed)))
         if "amcf-k" in methods:
             for k in range(1, k_total):
-                run_amcf(setting, seed, method=f"amcf-k{k}", sources=setting.sources[:k],
-                         scheme=setting.scheme[:k])
+                calls.append(partial(amcf, seed, method=f"amcf-k{k}",
+                                     sources=setting.sources[:k], scheme=setting.scheme[:k]))
         if "amcf-dml" in methods:
-            run_amcf(setting, seed, method="amcf-dml",
-                     objective=DeepMutualLearning(**setting.options.get("amcf-dml", {})))
+            dml = DeepMutualLearning(**setting.options.get("amcf-dml", {}))
+            calls.append(partial(amcf, seed, method="amcf-dml", objective=dml))
+    run_all(calls)
 
 
 def pretrain_source(name: str, splits: Splits, arch: str, init: str | None,

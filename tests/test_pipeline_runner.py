@@ -1,92 +1,10 @@
-"""The paper-profile runner and the notebook parameter bridge, on toy DVC repositories."""
+"""The notebook parameter bridge: DVC-unpacked flags back into notebook parameters."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from amcf.pipeline import gpu
 from amcf.pipeline.notebook import NotebookParameterError, parse_flags
-
-BIN = Path(sys.executable).parent
-
-
-def _toy_repo(root: Path) -> None:
-    """Two independent 'pretrain' stages that each take ~1 s, and one stage needing both."""
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=env)
-    (root / "params.yaml").write_text("pre:\n  a: {n: 1}\n  b: {n: 2}\n")
-    (root / "dvc.yaml").write_text(
-        "stages:\n"
-        "  pretrain:\n"
-        "    foreach: ${pre}\n"
-        "    do:\n"
-        "      cmd: mkdir -p out && date +%s.%N > out/${key}.start && sleep 1 && "
-        "echo $CUDA_VISIBLE_DEVICES > out/${key}.gpu && date +%s.%N > out/${key}.end\n"
-        "      outs:\n"
-        "        - out/${key}.start\n"
-        "        - out/${key}.gpu\n"
-        "        - out/${key}.end\n"
-        "  join:\n"
-        "    cmd: cat out/a.gpu out/b.gpu > joined.txt\n"
-        "    deps:\n"
-        "      - out\n"
-        "    outs:\n"
-        "      - joined.txt\n"
-    )
-
-
-@pytest.fixture
-def toy(tmp_path, monkeypatch):
-    _toy_repo(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PATH", f"{BIN}:{os.environ['PATH']}")
-    return tmp_path
-
-
-def test_runner_runs_independent_stages_concurrently_and_commits(toy):
-    stage_plan = gpu.plan(".")
-    assert stage_plan.order[-1] == "join"
-    assert stage_plan.waits_for["join"] == {"pretrain@a", "pretrain@b"}
-
-    done = gpu.run(stage_plan, ["0", "1"], log_dir=toy / "logs")
-
-    assert done[-1] == "join"
-    gpus = {(toy / f"out/{k}.gpu").read_text().strip() for k in "ab"}
-    assert gpus == {"0", "1"}  # each stage saw its own GPU
-    start = {k: float((toy / f"out/{k}.start").read_text()) for k in "ab"}
-    end = {k: float((toy / f"out/{k}.end").read_text()) for k in "ab"}
-    assert max(start.values()) < min(end.values())  # the two stages overlapped in time
-    status = subprocess.run(["dvc", "status", "-q"], cwd=toy)
-    assert status.returncode == 0  # committed: DVC sees the pipeline as up to date
-    assert gpu.plan(".").order == []
-
-
-def test_runner_with_one_gpu_runs_stages_one_after_another(toy):
-    gpu.run(gpu.plan(".", ["pretrain"]), ["3"], log_dir=toy / "logs")
-    start = {k: float((toy / f"out/{k}.start").read_text()) for k in "ab"}
-    end = {k: float((toy / f"out/{k}.end").read_text()) for k in "ab"}
-    first, second = sorted("ab", key=start.get)
-    assert end[first] <= start[second]
-    assert not (toy / "joined.txt").exists()  # not asked for
-
-
-def test_runner_reports_a_failing_stage(toy):
-    text = (toy / "dvc.yaml").read_text().replace("cat out/a.gpu", "false && cat out/a.gpu")
-    (toy / "dvc.yaml").write_text(text)
-    with pytest.raises(RuntimeError, match="stage join failed"):
-        gpu.run(gpu.plan("."), ["0", "1"], log_dir=toy / "logs")
-
-
-def test_unknown_stage_name_is_refused(toy):
-    with pytest.raises(SystemExit, match="no stage named 'serch'"):
-        gpu.plan(".", ["serch"])
-
 
 DEFAULTS = {
     "target": "digits",

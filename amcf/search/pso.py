@@ -20,8 +20,10 @@ a strict improvement; the initial gbest is the first initial particle with the b
 
 :func:`pso_sync` is a deliberate deviation from the paper for several GPUs: the whole
 generation moves with the gbest of the previous generation and is then evaluated at once,
-its distinct new schemes in parallel through a ``concurrent.futures.Executor``. It uses the
-same draws in the same order, so it differs from :func:`pso` only through the later gbest.
+its distinct new schemes in parallel through a ``concurrent.futures.Executor`` (through
+``amcf.amls.run_amls``: as Ray tasks when a Ray cluster is attached, see
+:mod:`amcf.pipeline.fanout`). It uses the same draws in the same order, so it differs from
+:func:`pso` only through the later gbest; the paper's update is asynchronous.
 
 History rows (one per call): ``call`` (1-based), ``iteration`` (0 = the initial evaluation,
 then 1..iterations), ``particle``, ``inertia`` (None for the initial evaluation),
