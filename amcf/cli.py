@@ -7,6 +7,8 @@
     amcf notebook NOTEBOOK OUTPUT [--name value ...]   (a pipeline stage; see amcf.pipeline)
     amcf params check [FILE ...]                       (validate params.yaml / a profile)
     amcf gpu-run [STAGE ...] --gpus 0,1,...            (paper profile: stages on several GPUs)
+    amcf timings record [--results results] [--timings build/timings]
+                                                       (commit this machine's wall times)
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--params", help="YAML with `datasets:` entries of kind folder")
     lst = cmds.add_parser("list", help="list known datasets")
     lst.add_argument("--profile", choices=["embedded", "paper"], default=None)
+    from amcf.timings import add_parser as add_timings
+
+    add_timings(sub)
     return parser
 
 
@@ -54,8 +59,10 @@ def _list(profile: str | None) -> None:
         print("  ".join(str("?" if r[c] in (None, -1) else r[c]).ljust(widths[c]) for c in cols))
 
 
-def run(argv: list[str]) -> None:
+def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(args, "handler"):  # a command whose handler lives in its own module
+        return args.handler(args)
     from amcf.data import commands
 
     if args.command == "list":
@@ -75,6 +82,7 @@ def run(argv: list[str]) -> None:
             commands.prepare(args.profile, registered or None, args.data_dir, args.out)
         for entry in own:
             print(f"prepared {entry.name} -> {prepare_folder(entry, args.out)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,11 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return gpu_main(argv[1:])
     try:
-        run(argv)
+        return run(argv)
     except DataError as exc:
         print(f"amcf: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -72,7 +72,14 @@ def test_finetune_run_publishes_ensemble_and_each_source(digits, sources, tmp_pa
         assert member["val_acc"] == joint["members"][j]["val_acc"]
         assert member["test_acc"] == joint["members"][j]["test_acc"]
         assert member["num_models"] == 1 and member["model_epochs"] == joint["epochs"]
-        assert member["wall_time_s"] == pytest.approx(joint["wall_time_s"] / 2)
+        # each member is charged half the joint run's wall time, in the timing record only
+        assert "wall_time_s" not in member
+        record = json.loads((tmp_path / "timings" / f"digits/baselines/finetune-{name}/seed0.json")
+                            .read_text())
+        joint_record = json.loads((tmp_path / "timings/digits/baselines/ensemble/seed0.json")
+                                  .read_text())
+        assert record["wall_time_s"] == pytest.approx(joint_record["wall_time_s"] / 2)
+        assert record["shared_by"] == 2
     frame = collect(tmp_path / "results")
     assert set(frame["method"]) == {"ensemble", "finetune-a", "finetune-b"}
     assert len(frame) == 6
@@ -91,3 +98,14 @@ def test_random_scheme_is_in_range_and_seeded(digits, sources, tmp_path):
 def test_scheme_length_must_match_sources(digits, sources, tmp_path):
     with pytest.raises(ValueError, match="one entry per source"):
         Setting(splits=digits, sources=sources, scheme=(1,), train=TrainConfig(epochs=1))
+
+
+def test_a_rerun_publishes_byte_identical_results_and_records_its_time(digits, sources,
+                                                                       tmp_path):
+    # two runs from scratch (own work directories), as on a fresh clone and again
+    outs = [run_amcf(_setting(digits, sources, tmp_path / run), 0) for run in ("1", "2")]
+    for name in ("metrics.json", "history.csv", "test_predictions.csv"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    record = json.loads((tmp_path / "1" / "timings/digits/amcf/seed0.json").read_text())
+    assert record["run"] == "digits/amcf/seed0" and record["wall_time_s"] > 0
+    assert len(record["epoch_seconds"]) == 2

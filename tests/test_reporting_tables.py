@@ -7,7 +7,6 @@ import pytest
 from amcf.io import write_json
 from amcf.reporting.collect import collect
 from amcf.reporting.demo import write_demo_results
-from amcf.reporting.methods import method_info
 from amcf.reporting.stats import paired_comparison
 from amcf.reporting.tables import (
     results_table,
@@ -42,15 +41,6 @@ def test_collect_reads_every_run_as_written(results, frame):
     search = json.loads((results / "digits" / "search.json").read_text())
     assert (amcf.search_evaluations == search["evaluations"]).all()
     assert frame.loc[frame.method == "scratch", "search_evaluations"].isna().all()
-
-
-def test_method_table_families_and_unknown_ids():
-    assert method_info("amcf").family == "amcf"
-    assert method_info("amcf-lam0.5").label == "AMCF, lambda = 0.5"
-    assert method_info("amcf-lam0.5").family == "ablation"
-    assert method_info("finetune-animals").single_source
-    with pytest.raises(ValueError, match="unknown method id 'magic'.*_TABLE"):
-        method_info("magic")
 
 
 def test_collect_errors_name_the_problem(tmp_path):

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from amcf.io import write_text
-from amcf.reporting.latex import escape_latex, fmt_p, fmt_pct, fmt_pm, fmt_signed_pct
+from amcf.reporting.latex import DASH, escape_latex, fmt_p, fmt_pct, fmt_pm, fmt_signed_pct
 from amcf.reporting.tables import results_table
 
 _DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
@@ -124,7 +124,7 @@ def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
                 "Delta": fmt_signed_pct(r.delta),
                 "PValue": fmt_p(r.p_value),
                 "ModelEpochs": f"{r.model_epochs:.0f}",
-                "WallTime": f"{r.wall_time_s:.1f}",
+                "WallTime": DASH if pd.isna(r.wall_time_s) else f"{r.wall_time_s:.1f}",
             }
             for quantity, value in values.items():
                 _put(out, macro_name(target, r.method, quantity), value, f"{r.method} on {target}")

@@ -68,7 +68,8 @@ def results_table(
             "n_paired": pd.NA,
             "test_note": "",
             "model_epochs": float(runs["model_epochs"].mean()),
-            "wall_time_s": float(runs["wall_time_s"].mean()),
+            # a dash unless every seed is timed (amcf.timings)
+            "wall_time_s": float(runs["wall_time_s"].mean(skipna=False)),
             "search_evaluations": runs["search_evaluations"].iloc[0],
         }
         if reference and method != reference:
