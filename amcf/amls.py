@@ -3,7 +3,8 @@
 The fitness of a scheme (k_1..k_K) is the best fused *validation* accuracy of a short
 collaborative run (MC-loss, ``train_config.epochs`` epochs, 5 in the paper) from the
 pretrained weights with k_j layers of model j frozen. The paper's script measured it on the
-test split; here the test split is withheld from the fitness altogether.
+test split; here the test split is withheld from the fitness altogether. The method is
+written up in docs/method.md ("AMLS: searching the scheme").
 """
 
 from __future__ import annotations

@@ -202,6 +202,31 @@ def _publish_members(setting: Setting, prefix: str, seed: int, result: TrainResu
 
 # ---- the runs ------------------------------------------------------------------------------
 
+def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
+               fitness: TrainConfig, lam: float, out_dir: str | Path, work_dir: str | Path,
+               freeze_bn_stats: bool = False) -> Any:
+    """AMLS on one target: search the freezing scheme (resumable), then write
+    ``out_dir/search.json`` (the result and every call) and ``out_dir/search-summary.json``
+    (the headline numbers, a DVC metric). Returns the search's result.
+
+    The swarm's state lives in a work directory named after everything the search depends
+    on, so a killed search resumes and a changed setting starts afresh.
+    """
+    from amcf.amls import run_amls
+
+    state = (Path(work_dir) / splits.name / "amls"
+             / fingerprint(pso, fitness.identity(), sources_fingerprint(sources), lam,
+                           freeze_bn_stats, data_fingerprint(splits)) / "state.json")
+    result = run_amls(sources, splits, pso, fitness, lam, state, freeze_bn_stats=freeze_bn_stats)
+    out = Path(out_dir)
+    write_json(out / "search.json", {"sources": [s.name for s in sources], **result.to_dict()})
+    write_json(out / "search-summary.json", {
+        "best_fitness": result.best_fitness, "calls": result.calls,
+        "evaluations": result.evaluations,
+        **{f"k_{s.name}": k for s, k in zip(sources, result.best, strict=True)}})
+    return result
+
+
 def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | None = None,
              scheme: Sequence[int] | None = None, sources: Sequence[SourceSpec] | None = None,
              objective: Objective | None = None) -> Path:

@@ -7,7 +7,7 @@ Freezing k layers sets requires_grad=False on every parameter before the start o
 We count convolution *modules* named "conv" rather than every parameter named "conv": for
 ResNet-50 the two readings agree (its convs have no bias and its norms are called "bn"), but
 the literal reading would also count the batch norms inside a deep stem (``conv1.1``) and a
-conv's bias as layers of their own.
+conv's bias as layers of their own. See docs/method.md ("Layers and freezing").
 """
 
 from __future__ import annotations

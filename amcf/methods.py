@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 
 FAMILIES = ("baseline", "ablation", "amcf")
+# the pipeline's stage groups (results/<target>/<group>/) and the family each one runs
+GROUPS = {"baselines": "baseline", "ablations": "ablation"}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from amcf.experiments import (
     random_scheme,
     run_amcf,
     run_finetune,
+    run_search,
 )
 from amcf.models import SourceSpec, build_model, save_checkpoint
 from amcf.reporting import collect
@@ -109,3 +110,23 @@ def test_a_rerun_publishes_byte_identical_results_and_records_its_time(digits, s
     record = json.loads((tmp_path / "1" / "timings/digits/amcf/seed0.json").read_text())
     assert record["run"] == "digits/amcf/seed0" and record["wall_time_s"] > 0
     assert len(record["epoch_seconds"]) == 2
+
+
+def test_search_writes_its_result_and_metric_and_resumes_from_its_state(digits, sources,
+                                                                        tmp_path):
+    pso = {"particles": 2, "iterations": 1, "seed": 0, "v_max": 2.0}
+    fitness = TrainConfig(epochs=1, batch_size=128, progress=False)
+    result = run_search(digits, sources, pso, fitness, 0.2, tmp_path / "out", tmp_path / "work")
+    search = json.loads((tmp_path / "out/search.json").read_text())
+    assert search["sources"] == ["a", "b"] and search["best"] == list(result.best)
+    assert search["calls"] == 4 and len(search["history"]) == 4
+    summary = json.loads((tmp_path / "out/search-summary.json").read_text())
+    assert summary == {"best_fitness": result.best_fitness, "calls": 4,
+                       "evaluations": result.evaluations,
+                       "k_a": result.best[0], "k_b": result.best[1]}
+    # a second call reads the finished state: the same files, byte for byte
+    before = (tmp_path / "out/search.json").read_bytes()
+    (tmp_path / "out/search.json").unlink()
+    again = run_search(digits, sources, pso, fitness, 0.2, tmp_path / "out", tmp_path / "work")
+    assert again.best == result.best and (tmp_path / "out/search.json").read_bytes() == before
+    assert len(list((tmp_path / "work/digits/amls").iterdir())) == 1

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from amcf.data.splits import SPLITS
+
+
+def per_class_counts(prep: Any) -> dict[str, dict[str, int]]:
+    """Images per class in each split of a :class:`~amcf.data.prepared.Prepared` dataset."""
+    out: dict[str, dict[str, int]] = {}
+    for s in ("train", "val", "test"):
+        cnt = Counter(int(y) for y, sp in zip(prep.labels, prep.split, strict=True) if sp == s)
+        out[s] = {prep.classes[k]: v for k, v in cnt.items()}
+    return out
 
 
 def _classes_line(classes: list[str], limit: int = 40) -> str:

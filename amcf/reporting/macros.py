@@ -70,6 +70,26 @@ class PaperParams(BaseModel):
     step_size: int = Field(gt=0)
     gamma: float = Field(gt=0)
 
+    @classmethod
+    def from_settings(cls, sources: Mapping[str, Mapping], lam: float, pso: Mapping,
+                      fitness: Mapping, train: Mapping, image_size: int) -> PaperParams:
+        """The cited settings from the pipeline's sections as the report stage receives them
+        (``amcf.sources``, ``search.pso``, ``search.fitness``, ``final.train``); a setting a
+        section leaves out is the swarm's or the recipe's default, as in the runs."""
+        from amcf.config import PSOSettings
+        from amcf.train import TrainConfig
+
+        swarm, recipe = PSOSettings(**pso), TrainConfig(**train)
+        return cls(
+            sources=list(sources), source_arch=", ".join(sorted({s["arch"] for s in
+                                                                 sources.values()})),
+            image_size=image_size, lam=lam, particles=swarm.particles,
+            iterations=swarm.iterations, w_start=swarm.w_start, w_end=swarm.w_end,
+            c1=swarm.c1, c2=swarm.c2, v_max=swarm.v_max,
+            search_epochs=TrainConfig(**fitness).epochs, epochs=recipe.epochs,
+            batch_size=recipe.batch_size, lr=recipe.lr, momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay, step_size=recipe.step_size, gamma=recipe.gamma)
+
 
 def fmt_param(value: object) -> str:
     """A setting as TeX text: ints as ints, floats shortest-exact, tiny ones as a x 10^b."""

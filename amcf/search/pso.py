@@ -1,6 +1,6 @@
 """Particle swarm optimisation for AMLS (adaptive multi-source layer selection).
 
-:func:`pso` is the paper's swarm exactly (see ``shared/reference/amcf-method.md``, PSO):
+:func:`pso` is the paper's swarm exactly (see docs/method.md, "AMLS: searching the scheme"):
 asynchronous, each particle is evaluated as soon as it moves and a new global best is seen
 by the particles after it in the same iteration. Fitness is maximised.
 
