@@ -137,12 +137,6 @@ def make_fitness(
     return SchemeFitness(sources, splits, train_config, lam, freeze_bn_stats, build, freeze)
 
 
-def scheme_fitness(scheme: Sequence[int], sources: Sequence[Any], splits: Splits,
-                   train_config: TrainConfig, lam: float = 0.2, **kwargs: Any) -> float:
-    """One fitness evaluation: the best fused val accuracy for ``scheme``."""
-    return make_fitness(sources, splits, train_config, lam, **kwargs)(scheme)
-
-
 _COMPUTED = frozenset({"fitness", "dims", "high", "state_path"})
 
 

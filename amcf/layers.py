@@ -150,10 +150,3 @@ def layer_table(model: nn.Module) -> list[LayerRow]:
         LayerRow(i, s, s.rsplit(".", 1)[0] if "." in s else "", counts[i])
         for i, s in enumerate(starts)
     ]
-
-
-def frozen_fraction(model: nn.Module) -> float:
-    """Fraction of parameter elements with requires_grad=False."""
-    total = sum(p.numel() for p in model.parameters())
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    return frozen / total if total else 0.0

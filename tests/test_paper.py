@@ -5,9 +5,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from reporting_support import DEMO_PARAMS, write_demo_results
 
 from amcf.io import write_json
-from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
 from amcf.reporting.paper import write_paper_inputs
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"

@@ -3,9 +3,9 @@ import re
 
 import pandas as pd
 import pytest
+from reporting_support import DEMO_PARAMS, write_demo_results
 
 from amcf.reporting.collect import collect
-from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
 from amcf.reporting.macros import (
     PaperParams,
     macro_name,

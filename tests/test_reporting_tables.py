@@ -3,10 +3,10 @@ import math
 
 import pandas as pd
 import pytest
+from reporting_support import write_demo_results
 
 from amcf.io import write_json
 from amcf.reporting.collect import collect
-from amcf.reporting.demo import write_demo_results
 from amcf.reporting.stats import paired_comparison
 from amcf.reporting.tables import (
     group_summary,

@@ -3,7 +3,6 @@ and :func:`write_paper_inputs`, which writes every generated input of ``paper/ma
 
 from amcf.methods import MethodInfo, method_info
 from amcf.reporting.collect import collect, run_dir, search_evaluations
-from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
 from amcf.reporting.figures import (
     plot_accuracy_vs_cost,
     plot_layer_scheme,
@@ -26,8 +25,8 @@ from amcf.reporting.stats import (
 from amcf.reporting.tables import results_table, summary_table, write_tables
 
 __all__ = [
-    "DEMO_PARAMS", "MeanStd", "MethodInfo", "PaperParams", "PairedComparison",
-    "best_single_source", "collect", "write_demo_results",
+    "MeanStd", "MethodInfo", "PaperParams", "PairedComparison",
+    "best_single_source", "collect",
     "escape_latex", "macro_name", "mean_std", "method_info", "paired_comparison",
     "paired_test", "plot_accuracy_vs_cost", "plot_layer_scheme", "plot_per_class_errors",
     "plot_swarm", "plot_training_curves", "render_macros", "results_table", "run_dir",

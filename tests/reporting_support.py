@@ -1,5 +1,5 @@
-"""A small synthetic result tree in the pipeline's layout, for tests and for building the paper
-without training. Its numbers are random draws, not results: never report them."""
+"""A small synthetic result tree in the pipeline's layout, for the reporting tests. Its
+numbers are random draws, not results."""
 
 from __future__ import annotations
 
