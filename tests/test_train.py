@@ -333,3 +333,17 @@ def test_bad_fit_arguments_fail_before_training(digits, make_cnn):
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         fit([m], digits, TrainConfig(**FAST))
+
+
+def test_a_run_finished_before_timings_moved_out_is_reused_without_them(digits, make_cnn,
+                                                                        tmp_path):
+    # an older trainer wrote wall_time_s into metrics.json and a seconds column into
+    # history.csv, and no timing.json: the cached run must come back in today's format
+    config = TrainConfig(**FAST)
+    first = fit(_models(make_cnn), digits, config, out_dir=tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "wall_time_s": 1.5}))
+    (tmp_path / "timing.json").unlink()
+    again = fit(_models(make_cnn), digits, config, out_dir=tmp_path)
+    assert again.cached and again.metrics == first.metrics
+    assert again.timing["epoch_seconds"] == first.timing["epoch_seconds"]  # from the checkpoint
