@@ -3,7 +3,8 @@
 The fitness of a scheme (k_1..k_K) is the best fused *validation* accuracy of a short
 collaborative run (MC-loss, ``train_config.epochs`` epochs, 5 in the paper) from the
 pretrained weights with k_j layers of model j frozen. The paper's script measured it on the
-test split; here the test split is withheld from the fitness altogether.
+test split; here the test split is withheld from the fitness altogether. The method is
+written up in docs/method.md ("AMLS: searching the scheme").
 """
 
 from __future__ import annotations
@@ -134,12 +135,6 @@ def make_fitness(
     and ``freeze`` to ``amcf.layers.freeze_bottom``; both can be replaced (e.g. in tests).
     """
     return SchemeFitness(sources, splits, train_config, lam, freeze_bn_stats, build, freeze)
-
-
-def scheme_fitness(scheme: Sequence[int], sources: Sequence[Any], splits: Splits,
-                   train_config: TrainConfig, lam: float = 0.2, **kwargs: Any) -> float:
-    """One fitness evaluation: the best fused val accuracy for ``scheme``."""
-    return make_fitness(sources, splits, train_config, lam, **kwargs)(scheme)
 
 
 _COMPUTED = frozenset({"fitness", "dims", "high", "state_path"})

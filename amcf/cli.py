@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
         "cluster-run", help="run the out-of-date stages as Ray tasks, committing each as it ends")
     cluster_arguments(cluster)
     cluster.set_defaults(handler=_cluster_run)
+
+    from amcf.timings import add_parser as add_timings
+
+    add_timings(sub)
     return parser
 
 

@@ -1,11 +1,13 @@
 """Every method of the compendium by id, run through the one trainer on one target.
 
-A method id names a directory under ``results/<target>/`` (the ids of
-:mod:`amcf.reporting.methods`). Each ``run_*`` function trains one for one seed and writes
-``metrics.json``, ``history.csv`` and ``test_predictions.csv`` to
-``results/<target>/[<group>/]<id>/seed<k>/``. The trainer's checkpoints go to a work
-directory named after a fingerprint of everything that determines the run, so a killed stage
-resumes, and a changed setting starts afresh instead of colliding with a stale checkpoint.
+Methods are named by the run ids of the method table, :mod:`amcf.methods`. Each ``run_*``
+function trains one for one seed and publishes each of its result ids: ``metrics.json``,
+``history.csv`` and ``test_predictions.csv`` in ``results/<target>/[<group>/]<id>/seed<k>/``,
+none of which holds a wall-clock time (a rerun writes the same bytes); the run's wall time
+goes to the uncommitted record of :mod:`amcf.timings`. The trainer's checkpoints go to a
+work directory named after a fingerprint of everything that determines the run, so a killed
+stage resumes, and a changed setting starts afresh instead of colliding with a stale
+checkpoint.
 
 Two runs report several ids at once, since they are one computation:
 
@@ -34,18 +36,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from amcf import timings
 from amcf.data import Splits
 from amcf.io import copy_file, write_json
+from amcf.methods import ABLATION_RUNS, BASELINE_RUNS
 from amcf.models import SourceSpec, build_model
 from amcf.objective import Objective
 from amcf.pipeline.fanout import run_all
-from amcf.train import TrainConfig, fit
+from amcf.train import TrainConfig, TrainResult, fit
+from amcf.train.records import write_history
 
-RESULT_FILES = ("metrics.json", "history.csv", "test_predictions.csv")
-
-BASELINE_RUNS = ("finetune", "linear", "scratch", "l2sp", "childtune-f", "childtune-d", "als",
-                 "adafilter")
-ABLATION_RUNS = ("amcf-lam", "amcf-full", "amcf-random", "amcf-k", "amcf-dml")
+SINGLE_SOURCE_RUNS = ("scratch", "l2sp", "childtune-f", "childtune-d", "adafilter")
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Setting:
     work_dir: Path = Path("build/work")
     options: dict[str, Any] = field(default_factory=dict)
     group: str = ""  # results go to results_dir/<target>/<group>/<method>/seed<k>
+    timings_dir: Path | None = None  # None: beside work_dir (amcf.timings.default_timings_dir)
 
     def __post_init__(self) -> None:
         if len(self.scheme) != len(self.sources):
@@ -69,6 +71,8 @@ class Setting:
                              f"({len(self.sources)} sources)")
         self.results_dir = Path(self.results_dir)
         self.work_dir = Path(self.work_dir)
+        self.timings_dir = Path(self.timings_dir if self.timings_dir is not None
+                                else timings.default_timings_dir(self.work_dir))
 
     def out_dir(self, method: str, seed: int) -> Path:
         return self.results_dir / self.splits.name / self.group / method / f"seed{seed}"
@@ -146,52 +150,86 @@ def _work_dir(base: Path, key: str, seed: int, config: TrainConfig, splits: Spli
 
 
 def _train(setting: Setting, key: str, seed: int, models: list[nn.Module],
-           objective: Objective) -> dict[str, Any]:
-    """Fit in the run's work directory; return the run's metrics."""
+           objective: Objective) -> TrainResult:
+    """Fit in the run's work directory (``result.out_dir``)."""
     config = setting.train.model_copy(update={"seed": seed})
     work = _work_dir(setting.work_dir / setting.splits.name, key, seed, config, setting.splits,
                      models, objective)
-    result = fit(models, setting.splits, config, objective, out_dir=work)
-    return {**result.metrics, "_work_dir": str(work)}
+    return fit(models, setting.splits, config, objective, out_dir=work)
 
 
-def _publish(setting: Setting, method: str, seed: int, metrics: dict[str, Any],
-             extra: dict[str, Any] | None = None) -> Path:
-    """Copy a run's small result files into ``results/`` (metrics last: it marks completion)."""
-    out = setting.out_dir(method, seed)
+def _publish_files(setting: Setting, out: Path, result: TrainResult, metrics: dict[str, Any],
+                   shared_by: int = 1) -> Path:
+    """Write one published run: its history, its metrics (last: they mark completion), and
+    its wall time into the timing record, keyed by the run's path under the results."""
     out.mkdir(parents=True, exist_ok=True)
-    for name in RESULT_FILES[1:]:
-        src = Path(metrics["_work_dir"]) / name
-        if src.exists():
-            copy_file(src, out / name)
-    clean = {k: v for k, v in metrics.items() if not k.startswith("_") and k != "identity"}
-    write_json(out / "metrics.json", {"method": method, "seed": seed, **clean, **(extra or {})})
+    write_history(out / "history.csv", result.history, result.metrics["num_models"])
+    write_json(out / "metrics.json", metrics)
+    if result.timing:
+        timings.write_record(setting.timings_dir, out.relative_to(setting.results_dir),
+                             out / "metrics.json", result.timing, shared_by)
     return out
 
 
-def _publish_members(setting: Setting, prefix: str, seed: int, metrics: dict[str, Any],
+def _publish(setting: Setting, method: str, seed: int, result: TrainResult,
+             extra: dict[str, Any] | None = None) -> Path:
+    """Publish a run's small result files into ``results/``."""
+    out = setting.out_dir(method, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    src = result.out_dir / "test_predictions.csv"
+    if src.exists():
+        copy_file(src, out / src.name)
+    clean = {k: v for k, v in result.metrics.items() if k != "identity"}
+    return _publish_files(setting, out, result,
+                          {"method": method, "seed": seed, **clean, **(extra or {})})
+
+
+def _publish_members(setting: Setting, prefix: str, seed: int, result: TrainResult,
                      sources: Sequence[SourceSpec]) -> None:
-    """One ``<prefix>-<source>`` result per member of a lam = 0 run, from its own selection."""
-    k = len(sources)
+    """One ``<prefix>-<source>`` result per member of a lam = 0 run, from its own selection.
+
+    The K members trained in one process on the same batches; the timing record charges
+    each an equal share of the wall time."""
+    metrics = result.metrics
     for source, member in zip(sources, metrics["members"], strict=True):
         out = setting.out_dir(f"{prefix}-{source.name}", seed)
-        out.mkdir(parents=True, exist_ok=True)
-        copy_file(Path(metrics["_work_dir"]) / "history.csv", out / "history.csv")
-        write_json(out / "metrics.json", {
+        _publish_files(setting, out, result, {
             "method": f"{prefix}-{source.name}", "seed": seed,
             "selected_epoch": member["selected_epoch"], "val_acc": member["val_acc"],
             "test_acc": member["test_acc"], "best_test_acc": member["best_test_acc"],
             "final_test_acc": None, "members": [member],
             "epochs": metrics["epochs"], "num_models": 1, "model_epochs": metrics["epochs"],
             "trainable_params": member.get("trainable_params"),
-            # the K members trained in one process on the same batches; each is charged an
-            # equal share of the wall time
-            "wall_time_s": metrics["wall_time_s"] / k, "wall_time_shared_by": k,
             "device": metrics["device"], "history_member": sources.index(source),
-        })
+        }, shared_by=len(sources))
 
 
 # ---- the runs ------------------------------------------------------------------------------
+
+def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
+               fitness: TrainConfig, lam: float, out_dir: str | Path, work_dir: str | Path,
+               freeze_bn_stats: bool = False) -> Any:
+    """AMLS on one target: search the freezing scheme (resumable), then write
+    ``out_dir/search.json`` (the result and every call) and ``out_dir/search-summary.json``
+    (the headline numbers, a DVC metric). Returns the search's result.
+
+    The swarm's state lives in a work directory named after everything the search depends
+    on, so a killed search resumes and a changed setting starts afresh.
+    """
+    from amcf.amls import run_amls
+
+    state = (Path(work_dir) / splits.name / "amls"
+             / fingerprint(pso, fitness.identity(), sources_fingerprint(sources), lam,
+                           freeze_bn_stats, data_fingerprint(splits)) / "state.json")
+    result = run_amls(sources, splits, pso, fitness, lam, state, freeze_bn_stats=freeze_bn_stats)
+    out = Path(out_dir)
+    write_json(out / "search.json", {"sources": [s.name for s in sources], **result.to_dict()})
+    write_json(out / "search-summary.json", {
+        "best_fitness": result.best_fitness, "calls": result.calls,
+        "evaluations": result.evaluations,
+        **{f"k_{s.name}": k for s, k in zip(sources, result.best, strict=True)}})
+    return result
+
 
 def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | None = None,
              scheme: Sequence[int] | None = None, sources: Sequence[SourceSpec] | None = None,
@@ -203,8 +241,8 @@ def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | 
     objective = Objective(lam) if objective is None else objective
     with seeded(seed):
         models = build_frozen(sources, scheme, setting.splits, setting.freeze_bn_stats)
-    metrics = _train(setting, method, seed, models, objective)
-    return _publish(setting, method, seed, metrics,
+    result = _train(setting, method, seed, models, objective)
+    return _publish(setting, method, seed, result,
                     {"scheme": list(scheme), "lam": lam,
                      "sources": [s.name for s in sources]})
 
@@ -216,10 +254,9 @@ def run_finetune(setting: Setting, seed: int) -> None:
     with seeded(seed):
         models, objective = finetune(setting.sources, setting.splits.num_classes,
                                      in_chans=setting.splits.in_chans)
-    metrics = _train(setting, "finetune", seed, models, objective)
-    _publish(setting, "ensemble", seed, metrics,
-             {"sources": [s.name for s in setting.sources]})
-    _publish_members(setting, "finetune", seed, metrics, setting.sources)
+    result = _train(setting, "finetune", seed, models, objective)
+    _publish(setting, "ensemble", seed, result, {"sources": [s.name for s in setting.sources]})
+    _publish_members(setting, "finetune", seed, result, setting.sources)
 
 
 def run_linear(setting: Setting, seed: int) -> None:
@@ -229,8 +266,8 @@ def run_linear(setting: Setting, seed: int) -> None:
         models, objective = linear_probe(setting.sources, setting.splits.num_classes,
                                          in_chans=setting.splits.in_chans,
                                          freeze_bn_stats=setting.freeze_bn_stats)
-    metrics = _train(setting, "linear", seed, models, objective)
-    _publish_members(setting, "linear", seed, metrics, setting.sources)
+    result = _train(setting, "linear", seed, models, objective)
+    _publish_members(setting, "linear", seed, result, setting.sources)
 
 
 def best_single_source(setting: Setting, seeds: Sequence[int]) -> SourceSpec:
@@ -253,17 +290,17 @@ def run_single(setting: Setting, seed: int, method: str, source: SourceSpec) -> 
     """A single-source baseline (scratch, L2-SP, Child-Tuning F/D, AdaFilter) on ``source``."""
     from amcf.baselines.recipes import build_baseline
 
-    recipes = {"scratch": "scratch", "l2sp": "l2sp", "childtune-f": "child_tuning_f",
-               "childtune-d": "child_tuning_d", "adafilter": "adafilter"}
+    if method not in SINGLE_SOURCE_RUNS:
+        raise ValueError(f"{method!r} is no single-source run; choose from {SINGLE_SOURCE_RUNS}")
     options = dict(setting.options.get(method, {}))
     if method in ("scratch", "adafilter"):
         options["seed"] = seed
     with seeded(seed):
-        models, objective = build_baseline(recipes[method], [source],
+        models, objective = build_baseline(method, [source],
                                            setting.splits.num_classes,
                                            in_chans=setting.splits.in_chans, **options)
-    metrics = _train(setting, method, seed, models, objective)
-    return _publish(setting, method, seed, metrics, {"sources": [source.name]})
+    result = _train(setting, method, seed, models, objective)
+    return _publish(setting, method, seed, result, {"sources": [source.name]})
 
 
 def run_als(setting: Setting, seeds: Sequence[int], source: SourceSpec,
@@ -308,7 +345,7 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
     for seed in seeds:
         if "linear" in methods:
             calls.append(partial(run_linear, setting, seed))
-        for method in ("scratch", "l2sp", "childtune-f", "childtune-d", "adafilter"):
+        for method in SINGLE_SOURCE_RUNS:
             if method in methods:
                 calls.append(partial(run_single, setting, seed, method,
                                      setting.sources[0] if method == "scratch" else best))
@@ -351,12 +388,15 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
 
 def pretrain_source(name: str, splits: Splits, arch: str, init: str | None,
                     train: TrainConfig, checkpoint: str | Path, results_dir: str | Path,
-                    work_dir: str | Path) -> dict[str, Any]:
+                    work_dir: str | Path, timings_dir: str | Path | None = None
+                    ) -> dict[str, Any]:
     """Train one source model on its source dataset and save it as an amcf checkpoint.
 
     ``init`` is where its weights start: None (random), "hub" (timm's pretrained weights,
     e.g. the paper's ImageNet ResNet-50 before CIFAR-100) or a checkpoint file. The model of
     the last epoch is saved, as a source model is a starting point, not a selected result.
+    The wall time is recorded as run ``sources/<name>`` (the pipeline's
+    ``results/sources/<name>``) under ``timings_dir`` (default: beside ``work_dir``).
     """
     from amcf.models import save_checkpoint
 
@@ -373,7 +413,11 @@ def pretrain_source(name: str, splits: Splits, arch: str, init: str | None,
                           "test_acc": result.metrics["final_test_acc"]})
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    copy_file(work / "history.csv", out / "history.csv")
+    write_history(out / "history.csv", result.history, 1)
     metrics = {k: v for k, v in result.metrics.items() if k != "identity"}
     write_json(out / "metrics.json", {"source": name, "dataset": splits.name, **metrics})
+    if result.timing:
+        timings.write_record(
+            timings_dir if timings_dir is not None else timings.default_timings_dir(work_dir),
+            f"sources/{name}", out / "metrics.json", result.timing)
     return metrics

@@ -7,7 +7,7 @@ Freezing k layers sets requires_grad=False on every parameter before the start o
 We count convolution *modules* named "conv" rather than every parameter named "conv": for
 ResNet-50 the two readings agree (its convs have no bias and its norms are called "bn"), but
 the literal reading would also count the batch norms inside a deep stem (``conv1.1``) and a
-conv's bias as layers of their own.
+conv's bias as layers of their own. See docs/method.md ("Layers and freezing").
 """
 
 from __future__ import annotations
@@ -150,10 +150,3 @@ def layer_table(model: nn.Module) -> list[LayerRow]:
         LayerRow(i, s, s.rsplit(".", 1)[0] if "." in s else "", counts[i])
         for i, s in enumerate(starts)
     ]
-
-
-def frozen_fraction(model: nn.Module) -> float:
-    """Fraction of parameter elements with requires_grad=False."""
-    total = sum(p.numel() for p in model.parameters())
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    return frozen / total if total else 0.0

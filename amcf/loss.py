@@ -8,6 +8,8 @@ For K models with logits z_j (B x C) and labels y::
 The norm is the plain Euclidean norm of logits, and zbar is *not* detached, exactly as in
 the paper. The authors' script writes CE as ``-sum(y * log(softmax(z) + 1e-8)) / B``;
 ``F.cross_entropy`` is the same quantity without the epsilon and without its underflow.
+docs/method.md ("The collaborative loss") explains the choices; tests/test_loss.py checks
+them against values worked out by hand.
 """
 
 from __future__ import annotations

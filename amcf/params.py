@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from amcf.experiments import ABLATION_RUNS, BASELINE_RUNS
+from amcf.methods import ABLATION_RUNS, BASELINE_RUNS
 from amcf.train import TrainConfig
 
 

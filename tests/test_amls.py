@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from amcf.amls import make_fitness, run_amls, scheme_fitness
+from amcf.amls import make_fitness, run_amls
 from amcf.layers import freeze_bottom, num_layers
 from amcf.objective import Objective
 from amcf.train import TrainConfig, fit
@@ -81,8 +81,8 @@ def test_freeze_bn_stats_reaches_the_freezer(no_test, make_cnn):
         calls.append((k, freeze_bn_stats))
         return freeze_bottom(model, k, freeze_bn_stats=freeze_bn_stats)
 
-    scheme_fitness((2, 1), ["a", "b"], no_test, CONFIG.model_copy(update={"epochs": 1}),
-                   freeze_bn_stats=True, build=_builder(make_cnn), freeze=spy)
+    make_fitness(["a", "b"], no_test, CONFIG.model_copy(update={"epochs": 1}),
+                 freeze_bn_stats=True, build=_builder(make_cnn), freeze=spy)((2, 1))
     assert calls == [(2, True), (1, True)]
 
 

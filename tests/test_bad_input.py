@@ -375,7 +375,7 @@ def test_small_numbers_in_params_are_numbers(tmp_path, monkeypatch):
 
 
 def test_a_class_missing_from_a_split_shows_as_zero_on_the_card():
-    from amcf.data.prepare import per_class_counts
+    from amcf.data.cards import per_class_counts
     from amcf.data.prepared import Prepared
 
     prep = Prepared(classes=["a", "b"], labels=np.array([0, 0, 1, 0]), ids=list("wxyz"),

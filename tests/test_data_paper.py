@@ -14,9 +14,9 @@ import scipy.io
 import torch
 from data_support import image_bytes, md5, serve, sha256
 
+from amcf.data.commands import prepare_dataset
 from amcf.data.errors import DataError
 from amcf.data.fetch import FetchContext, fetch_all
-from amcf.data.prepare import prepare_info
 from amcf.data.prepared import load_splits, read_info
 from amcf.data.registry import get_info
 from amcf.data.transforms import FileImageDataset
@@ -49,7 +49,7 @@ def _run(info, site, hashes, tmp_path):
     with serve(site) as url:
         served = _served(info, site, url, hashes)
         fetch_all(served.files, FetchContext(tmp_path / "data"))
-    prepare_info(served, tmp_path / "data", tmp_path / "out")
+    prepare_dataset(served, tmp_path / "data", tmp_path / "out")
     return load_splits(info.name, tmp_path / "out"), read_info(info.name, tmp_path / "out")
 
 

@@ -14,6 +14,7 @@ from amcf.experiments import (
     random_scheme,
     run_amcf,
     run_finetune,
+    run_search,
 )
 from amcf.models import SourceSpec, build_model, save_checkpoint
 from amcf.reporting import collect
@@ -72,7 +73,14 @@ def test_finetune_run_publishes_ensemble_and_each_source(digits, sources, tmp_pa
         assert member["val_acc"] == joint["members"][j]["val_acc"]
         assert member["test_acc"] == joint["members"][j]["test_acc"]
         assert member["num_models"] == 1 and member["model_epochs"] == joint["epochs"]
-        assert member["wall_time_s"] == pytest.approx(joint["wall_time_s"] / 2)
+        # each member is charged half the joint run's wall time, in the timing record only
+        assert "wall_time_s" not in member
+        record = json.loads((tmp_path / "timings" / f"digits/baselines/finetune-{name}/seed0.json")
+                            .read_text())
+        joint_record = json.loads((tmp_path / "timings/digits/baselines/ensemble/seed0.json")
+                                  .read_text())
+        assert record["wall_time_s"] == pytest.approx(joint_record["wall_time_s"] / 2)
+        assert record["shared_by"] == 2
     frame = collect(tmp_path / "results")
     assert set(frame["method"]) == {"ensemble", "finetune-a", "finetune-b"}
     assert len(frame) == 6
@@ -91,3 +99,34 @@ def test_random_scheme_is_in_range_and_seeded(digits, sources, tmp_path):
 def test_scheme_length_must_match_sources(digits, sources, tmp_path):
     with pytest.raises(ValueError, match="one entry per source"):
         Setting(splits=digits, sources=sources, scheme=(1,), train=TrainConfig(epochs=1))
+
+
+def test_a_rerun_publishes_byte_identical_results_and_records_its_time(digits, sources,
+                                                                       tmp_path):
+    # two runs from scratch (own work directories), as on a fresh clone and again
+    outs = [run_amcf(_setting(digits, sources, tmp_path / run), 0) for run in ("1", "2")]
+    for name in ("metrics.json", "history.csv", "test_predictions.csv"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    record = json.loads((tmp_path / "1" / "timings/digits/amcf/seed0.json").read_text())
+    assert record["run"] == "digits/amcf/seed0" and record["wall_time_s"] > 0
+    assert len(record["epoch_seconds"]) == 2
+
+
+def test_search_writes_its_result_and_metric_and_resumes_from_its_state(digits, sources,
+                                                                        tmp_path):
+    pso = {"particles": 2, "iterations": 1, "seed": 0, "v_max": 2.0}
+    fitness = TrainConfig(epochs=1, batch_size=128, progress=False)
+    result = run_search(digits, sources, pso, fitness, 0.2, tmp_path / "out", tmp_path / "work")
+    search = json.loads((tmp_path / "out/search.json").read_text())
+    assert search["sources"] == ["a", "b"] and search["best"] == list(result.best)
+    assert search["calls"] == 4 and len(search["history"]) == 4
+    summary = json.loads((tmp_path / "out/search-summary.json").read_text())
+    assert summary == {"best_fitness": result.best_fitness, "calls": 4,
+                       "evaluations": result.evaluations,
+                       "k_a": result.best[0], "k_b": result.best[1]}
+    # a second call reads the finished state: the same files, byte for byte
+    before = (tmp_path / "out/search.json").read_bytes()
+    (tmp_path / "out/search.json").unlink()
+    again = run_search(digits, sources, pso, fitness, 0.2, tmp_path / "out", tmp_path / "work")
+    assert again.best == result.best and (tmp_path / "out/search.json").read_bytes() == before
+    assert len(list((tmp_path / "work/digits/amls").iterdir())) == 1

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import amcf.models  # noqa: F401  (registers cifar_resnet*, amcf_resnet_tiny)
-from amcf.layers import freeze_bottom, frozen_fraction, layer_starts, layer_table, num_layers
+from amcf.layers import freeze_bottom, layer_starts, layer_table, num_layers
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +97,6 @@ def test_linear_probe_trains_only_the_head(arch, head):
     model = timm.create_model(arch, num_classes=5)
     freeze_bottom(model, num_layers(model))
     assert [n for n, t in trainable(model).items() if t] == [f"{head}.weight", f"{head}.bias"]
-    head_size = sum(p.numel() for p in model.get_classifier().parameters())
-    total = sum(p.numel() for p in model.parameters())
-    assert frozen_fraction(model) == pytest.approx(1 - head_size / total)
 
 
 def _bn_state(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, ...]:

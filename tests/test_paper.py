@@ -1,12 +1,13 @@
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from reporting_support import DEMO_PARAMS, write_demo_results
 
 from amcf.io import write_json
-from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
 from amcf.reporting.paper import write_paper_inputs
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"
@@ -102,3 +103,26 @@ def test_schemes_table_reports_each_targets_search(tmp_path):
                {"sources": ["q"], "best": [2], "best_fitness": 0.1, "calls": 1, "evaluations": 1})
     with pytest.raises(ValueError, match="one source set"):
         schemes_table_latex(tmp_path, ["a-t", "c"])
+
+
+def test_paper_inputs_repeat_byte_for_byte_and_read_the_pretrain_layer_tables(tmp_path):
+    results = write_demo_results(tmp_path / "results", targets=["digits"], seeds=2)
+    # the pipeline's layout: each pretrain stage writes sources/<name>/layers.json
+    tables = json.loads((results / "layers.json").read_text())
+    (results / "layers.json").unlink()
+    for name, rows in tables.items():
+        write_json(results / "sources" / name / "layers.json",
+                   {"source": name, "arch": "amcf_resnet_tiny", "layers": rows})
+    first = write_paper_inputs(results, tmp_path / "a", "embedded", DEMO_PARAMS)
+    write_paper_inputs(results, tmp_path / "b", "embedded", DEMO_PARAMS)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
+                   if p.is_file())
+    assert len(files) > 15 and Path("figures/acc-vs-cost.pdf") in files
+    for rel in files:  # tables, macros, figures (PDF and PNG) and the summary
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    summary = json.loads(first["summary"].read_text())
+    assert summary["targets"] == ["digits"] and summary["runs"] == 2 * len(summary["methods"])
+    # no layer tables at all: the error says where they come from
+    shutil.rmtree(results / "sources" / "mnist")
+    with pytest.raises(FileNotFoundError, match="run the pretrain stages"):
+        write_paper_inputs(results, tmp_path / "c", "embedded", DEMO_PARAMS)

@@ -2,9 +2,9 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
+from reporting_support import write_demo_results
 
 from amcf.reporting.collect import collect
-from amcf.reporting.demo import write_demo_results
 from amcf.reporting.figures import (
     plot_accuracy_vs_cost,
     plot_layer_scheme,

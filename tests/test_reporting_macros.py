@@ -3,10 +3,11 @@ import re
 
 import pandas as pd
 import pytest
+from reporting_support import DEMO_PARAMS, write_demo_results
 
 from amcf.reporting.collect import collect
-from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
 from amcf.reporting.macros import (
+    PaperParams,
     macro_name,
     merge_macros,
     param_macros,
@@ -86,3 +87,16 @@ def test_result_macros_detect_targets_that_differ_only_in_punctuation(frame):
     clash = pd.concat([frame, frame.assign(target=frame.target.str.replace("-", "_"))])
     with pytest.raises(ValueError, match="already defined"):
         result_macros(clash)
+
+
+def test_paper_params_from_the_pipelines_sections_fill_the_defaults():
+    sources = {"b": {"arch": "resnet50", "weights": "hub"}, "a": {"arch": "cifar_resnet20"},
+               "c": {"arch": "resnet50"}}
+    p = PaperParams.from_settings(sources, 0.2, {"particles": 6, "iterations": 3},
+                                  {"epochs": 3}, {"epochs": 12, "lr": 0.05}, image_size=28)
+    assert p.sources == ["b", "a", "c"] and p.source_arch == "cifar_resnet20, resnet50"
+    # what a section leaves out is the swarm's or the recipe's default, as in the runs
+    assert (p.w_start, p.w_end, p.c1, p.v_max) == (1.4, 0.7, 1.5, 5.0)
+    assert (p.search_epochs, p.epochs, p.lr, p.momentum, p.step_size) == (3, 12, 0.05, 0.9, 30)
+    with pytest.raises(ValueError, match="particles"):
+        PaperParams.from_settings(sources, 0.2, {"particles": 0, "iterations": 3}, {}, {}, 28)

@@ -3,17 +3,18 @@ import math
 
 import pandas as pd
 import pytest
+from reporting_support import write_demo_results
 
 from amcf.io import write_json
 from amcf.reporting.collect import collect
-from amcf.reporting.demo import write_demo_results
-from amcf.reporting.methods import method_info
 from amcf.reporting.stats import paired_comparison
 from amcf.reporting.tables import (
+    group_summary,
     results_table,
     results_table_latex,
     summary_table,
     summary_table_latex,
+    write_group_summary,
     write_tables,
 )
 
@@ -42,15 +43,6 @@ def test_collect_reads_every_run_as_written(results, frame):
     search = json.loads((results / "digits" / "search.json").read_text())
     assert (amcf.search_evaluations == search["evaluations"]).all()
     assert frame.loc[frame.method == "scratch", "search_evaluations"].isna().all()
-
-
-def test_method_table_families_and_unknown_ids():
-    assert method_info("amcf").family == "amcf"
-    assert method_info("amcf-lam0.5").label == "AMCF, lambda = 0.5"
-    assert method_info("amcf-lam0.5").family == "ablation"
-    assert method_info("finetune-animals").single_source
-    with pytest.raises(ValueError, match="unknown method id 'magic'.*_TABLE"):
-        method_info("magic")
 
 
 def test_collect_errors_name_the_problem(tmp_path):
@@ -129,3 +121,21 @@ def test_summary_table_means_over_targets(frame):
     partial = frame[~((frame.method == "scratch") & (frame.target == "digits"))]
     assert math.isnan(summary_table(partial).set_index("method").loc["scratch", "mean_test"])
 
+
+
+def test_group_summary_is_the_stage_metric_of_its_family(frame, tmp_path):
+    summary = group_summary(frame, "digits", "baselines")
+    baselines = frame[(frame.target == "digits") & (frame.family == "baseline")]
+    assert set(summary) == set(baselines.method)
+    scratch = baselines[baselines.method == "scratch"]
+    assert summary["scratch"]["test_acc"] == pytest.approx(scratch.test_acc.mean())
+    assert summary["scratch"]["test_acc_std"] == pytest.approx(scratch.test_acc.std())
+    assert summary["scratch"]["seeds"] == len(scratch)
+    assert set(group_summary(frame, "digits", "ablations")) == {"amcf-lam0"}
+    one_seed = group_summary(frame[frame.seed == 0], "digits", "baselines")
+    assert one_seed["scratch"]["test_acc_std"] is None  # no spread from one seed
+    path = write_group_summary(frame, tmp_path, "digits", "baselines")
+    assert path == tmp_path / "digits" / "baselines-summary.json"
+    assert json.loads(path.read_text()) == summary
+    with pytest.raises(ValueError, match="group must be one of"):
+        group_summary(frame, "digits", "baseline")

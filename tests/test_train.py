@@ -40,8 +40,13 @@ def test_fit_learns_digits_and_writes_outputs(digits, make_cnn, tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("selected_epoch", "val_acc", "test_acc", "best_test_acc", "final_test_acc",
                 "members", "epochs", "num_models", "model_epochs", "trainable_params",
-                "wall_time_s", "device"):
+                "device"):
         assert key in m, key
+    # wall-clock time lives in timing.json only: the other files repeat byte for byte
+    assert "wall_time_s" not in m
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    assert timing == result.timing and len(timing["epoch_seconds"]) == 8
+    assert timing["wall_time_s"] == sum(r["seconds"] for r in result.history) > 0
     assert m["epochs"] == 8 and m["num_models"] == 2 and m["model_epochs"] == 16
     assert m["device"] == "cpu"
     assert m["trainable_params"] == sum(p.numel() for p in make_cnn().parameters()) * 2
@@ -50,8 +55,8 @@ def test_fit_learns_digits_and_writes_outputs(digits, make_cnn, tmp_path):
     with open(tmp_path / "history.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
-    assert {"train_loss", "lr", "val_acc", "test_acc", "val_acc_m1", "test_acc_m0",
-            "seconds"} <= set(rows[0])
+    assert {"train_loss", "lr", "val_acc", "test_acc", "val_acc_m1", "test_acc_m0"} <= set(rows[0])
+    assert "seconds" not in rows[0]
     assert [float(r["val_acc"]) for r in rows] == [r["val_acc"] for r in result.history]
 
     # the prediction file is the fused test prediction of the selected epoch
@@ -104,11 +109,11 @@ def test_resume_after_kill_is_bit_identical(digits, make_cnn, tmp_path):
     assert resumed.resumed_from_epoch == 2
     assert _strip_time(resumed.history) == _strip_time(whole.history)
     assert all(_same_weights(x, y) for x, y in zip(whole_models, resumed_models, strict=True))
-    drop = {"wall_time_s"}
-    assert ({k: v for k, v in resumed.metrics.items() if k not in drop}
-            == {k: v for k, v in whole.metrics.items() if k not in drop})
-    assert ((tmp_path / "cut" / "test_predictions.csv").read_text()
-            == (tmp_path / "whole" / "test_predictions.csv").read_text())
+    assert resumed.metrics == whole.metrics
+    for name in ("test_predictions.csv", "history.csv", "metrics.json"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    # the resumed run's wall time counts the epochs before the kill too
+    assert len(resumed.timing["epoch_seconds"]) == FAST["epochs"]
 
 
 def test_finished_run_is_returned_without_training(digits, make_cnn, tmp_path):
@@ -328,3 +333,17 @@ def test_bad_fit_arguments_fail_before_training(digits, make_cnn):
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         fit([m], digits, TrainConfig(**FAST))
+
+
+def test_a_run_finished_before_timings_moved_out_is_reused_without_them(digits, make_cnn,
+                                                                        tmp_path):
+    # an older trainer wrote wall_time_s into metrics.json and a seconds column into
+    # history.csv, and no timing.json: the cached run must come back in today's format
+    config = TrainConfig(**FAST)
+    first = fit(_models(make_cnn), digits, config, out_dir=tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "wall_time_s": 1.5}))
+    (tmp_path / "timing.json").unlink()
+    again = fit(_models(make_cnn), digits, config, out_dir=tmp_path)
+    assert again.cached and again.metrics == first.metrics
+    assert again.timing["epoch_seconds"] == first.timing["epoch_seconds"]  # from the checkpoint

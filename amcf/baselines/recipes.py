@@ -1,18 +1,21 @@
 """The baselines as ready-to-train (models, objective) pairs for :func:`amcf.train.fit`.
 
-Every recipe builds one model per source (a single :class:`~amcf.models.SourceSpec` is taken
-as a list of one) with a new ``num_classes``-way head:
+:data:`BASELINES` is keyed by the run ids of the method table (:mod:`amcf.methods`), the
+names ``params.yaml`` uses. Every recipe builds one model per source (a single
+:class:`~amcf.models.SourceSpec` is taken as a list of one) with a new ``num_classes``-way
+head, and uses lam = 0 (no collaborative term):
 
 - ``scratch``: the architectures with random weights (``weights=None``).
-- ``finetune``: all layers of each pretrained source, lam = 0. With lam = 0 the K models'
-  losses are a plain sum of per-model cross-entropies and each model has its own optimiser,
-  so no gradient crosses between models: one K-model run *is* K standalone fine-tunings (on
-  the same batches) and, through the fused prediction that fit reports, the ensemble.
-- ``ensemble``: the same run as ``finetune``; read the fused accuracy (sum of logits).
-- ``linear_probe``: everything but the head frozen (``freeze_bottom(k=num_layers)``).
-- ``l2sp``, ``child_tuning_f``, ``child_tuning_d``, ``adafilter``, ``dml``: the mechanisms of
-  the modules beside this one.
-Baselines other than ``dml`` use lam = 0: no collaborative term.
+- ``finetune``: all layers of each pretrained source. With lam = 0 the K models' losses are
+  a plain sum of per-model cross-entropies and each model has its own optimiser, so no
+  gradient crosses between models: one K-model run *is* K standalone fine-tunings (on the
+  same batches) and, through the fused prediction that fit reports, the ensemble.
+- ``linear``: everything but the head frozen (``freeze_bottom(k=num_layers)``).
+- ``l2sp``, ``childtune-f``, ``childtune-d``, ``adafilter``: the mechanisms of the modules
+  beside this one.
+
+ALS runs through :func:`amcf.baselines.als_search`; the ``amcf-dml`` ablation is AMCF's
+models with :class:`~amcf.baselines.dml.DeepMutualLearning` as the objective.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from torch import nn
 
 from amcf.baselines.adafilter import AdaFilterNet
 from amcf.baselines.child_tuning import ChildTuningD, ChildTuningF
-from amcf.baselines.dml import DeepMutualLearning
 from amcf.baselines.l2sp import L2SP
 from amcf.objective import Objective
 
@@ -63,11 +65,6 @@ def scratch(sources: Any, num_classes: int, *, in_chans: int | None = None,
 def finetune(sources: Any, num_classes: int, *, in_chans: int | None = None) -> Recipe:
     """Every layer of every pretrained source trains, each model on its own (lam = 0)."""
     return _build(sources, num_classes, in_chans), Objective(lam=0.0)
-
-
-def ensemble(sources: Any, num_classes: int, *, in_chans: int | None = None) -> Recipe:
-    """Independently fine-tuned sources whose logits fit sums: the ``finetune`` run itself."""
-    return finetune(sources, num_classes, in_chans=in_chans)
 
 
 def linear_probe(sources: Any, num_classes: int, *, in_chans: int | None = None,
@@ -109,23 +106,14 @@ def adafilter(sources: Any, num_classes: int, *, in_chans: int | None = None,
     return wrapped, Objective(lam=0.0)
 
 
-def dml(sources: Any, num_classes: int, *, in_chans: int | None = None,
-        lam: float = 1.0, temperature: float = 1.0) -> Recipe:
-    """AMCF's models with DML's KL term in place of the MC term (K >= 2 to mean anything)."""
-    objective = DeepMutualLearning(lam=lam, temperature=temperature)
-    return _build(sources, num_classes, in_chans), objective
-
-
 BASELINES: dict[str, Callable[..., Recipe]] = {
     "scratch": scratch,
     "finetune": finetune,
-    "ensemble": ensemble,
-    "linear_probe": linear_probe,
+    "linear": linear_probe,
     "l2sp": l2sp,
-    "child_tuning_f": child_tuning_f,
-    "child_tuning_d": child_tuning_d,
+    "childtune-f": child_tuning_f,
+    "childtune-d": child_tuning_d,
     "adafilter": adafilter,
-    "dml": dml,
 }
 
 
@@ -141,7 +129,8 @@ def _lookup(name: str) -> Callable[..., Recipe]:
         return BASELINES[name]
     except KeyError:
         raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)} "
-                         "(ALS runs through amcf.baselines.als_search)") from None
+                         "(run ids of amcf.methods; ALS runs through "
+                         "amcf.baselines.als_search)") from None
 
 
 def build_baseline(name: str, sources: Any, num_classes: int, *, in_chans: int | None = None,

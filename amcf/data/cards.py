@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from amcf.data.splits import SPLITS
+
+
+def per_class_counts(prep: Any) -> dict[str, dict[str, int]]:
+    """Images per class in each split of a :class:`~amcf.data.prepared.Prepared` dataset."""
+    out: dict[str, dict[str, int]] = {}
+    for s in ("train", "val", "test"):
+        cnt = Counter(int(y) for y, sp in zip(prep.labels, prep.split, strict=True) if sp == s)
+        # every class, so a class missing from a split shows as 0 (the card's minimum)
+        out[s] = {name: cnt.get(k, 0) for k, name in enumerate(prep.classes)}
+    return out
 
 
 def _classes_line(classes: list[str], limit: int = 40) -> str:

@@ -26,11 +26,10 @@ from PIL import ImageOps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from amcf.data.cards import render_card
+from amcf.data.cards import per_class_counts, render_card
 from amcf.data.errors import DataError
 from amcf.data.images import open_image
 from amcf.data.paper.common import check_images
-from amcf.data.prepare import per_class_counts
 from amcf.data.prepared import Prepared, write_prepared
 from amcf.data.splits import carve_val, counts, stratified_split
 from amcf.data.transforms import IMAGENET_MEAN, IMAGENET_STD

@@ -1,8 +1,8 @@
 """Reporting: collect the result tree, statistics over seeds, LaTeX tables and macros, figures,
 and :func:`write_paper_inputs`, which writes every generated input of ``paper/main.tex``."""
 
+from amcf.methods import MethodInfo, method_info
 from amcf.reporting.collect import collect, run_dir, search_evaluations
-from amcf.reporting.demo import DEMO_PARAMS, write_demo_results
 from amcf.reporting.figures import (
     plot_accuracy_vs_cost,
     plot_layer_scheme,
@@ -13,7 +13,6 @@ from amcf.reporting.figures import (
 )
 from amcf.reporting.latex import escape_latex
 from amcf.reporting.macros import PaperParams, macro_name, render_macros, write_macros
-from amcf.reporting.methods import MethodInfo, method_info, method_table
 from amcf.reporting.paper import write_figures, write_paper_inputs
 from amcf.reporting.stats import (
     MeanStd,
@@ -26,9 +25,9 @@ from amcf.reporting.stats import (
 from amcf.reporting.tables import results_table, summary_table, write_tables
 
 __all__ = [
-    "DEMO_PARAMS", "MeanStd", "MethodInfo", "PaperParams", "PairedComparison",
-    "best_single_source", "collect", "write_demo_results",
-    "escape_latex", "macro_name", "mean_std", "method_info", "method_table", "paired_comparison",
+    "MeanStd", "MethodInfo", "PaperParams", "PairedComparison",
+    "best_single_source", "collect",
+    "escape_latex", "macro_name", "mean_std", "method_info", "paired_comparison",
     "paired_test", "plot_accuracy_vs_cost", "plot_layer_scheme", "plot_per_class_errors",
     "plot_swarm", "plot_training_curves", "render_macros", "results_table", "run_dir",
     "save_figure", "search_evaluations", "summary_table", "write_figures", "write_macros",

@@ -7,6 +7,7 @@ Layout (contract with the pipeline)::
                                                       pipeline stage, e.g. baselines, ablations)
     results/<target>/search.json                     (the AMLS search of that target)
     results/<target>/[<group>/]<method>/search.json  (optional: a method's own search, e.g. ALS)
+    results/timings.csv                              (optional: wall times, see amcf.timings)
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from amcf.reporting.methods import method_info
+from amcf.methods import method_info
+from amcf.timings import current_wall_times
 
 METRIC_KEYS = (
     "selected_epoch",
@@ -30,10 +32,9 @@ METRIC_KEYS = (
     "num_models",
     "model_epochs",
     "trainable_params",
-    "wall_time_s",
 )
 COLUMNS = ("target", "method", "seed", "label", "family", "single_source", "order",
-           *METRIC_KEYS, "device", "search_evaluations")
+           *METRIC_KEYS, "wall_time_s", "device", "search_evaluations")
 _SEED_DIR = re.compile(r"seed(\d+)\Z")
 
 
@@ -69,7 +70,10 @@ def search_evaluations(results_dir: str | os.PathLike, target: str, method: str)
 
 
 def collect(results_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per (target, method, seed): accuracies, paper-protocol accuracy and cost."""
+    """One row per (target, method, seed): accuracies, paper-protocol accuracy and cost.
+
+    ``wall_time_s`` comes from the committed ``timings.csv`` (NaN for a run it does not time).
+    """
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(
@@ -77,6 +81,7 @@ def collect(results_dir: str | os.PathLike) -> pd.DataFrame:
             "or pass the directory that holds <target>/<method>/seed<k>/metrics.json"
         )
     rows = []
+    wall_times = current_wall_times(root)
     found = [*root.glob("*/*/seed*/metrics.json"), *root.glob("*/*/*/seed*/metrics.json")]
     for path in sorted(found):
         seed_match = _SEED_DIR.match(path.parent.name)
@@ -95,6 +100,8 @@ def collect(results_dir: str | os.PathLike) -> pd.DataFrame:
                 "single_source": info.single_source,
                 "order": info.order,
                 **{k: metrics[k] for k in METRIC_KEYS},
+                "wall_time_s": wall_times.get(path.parent.relative_to(root).as_posix(),
+                                              float("nan")),
                 "device": metrics.get("device", ""),
                 "search_evaluations": search_evaluations(root, target, method),
             }

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from amcf.io import write_text
-from amcf.reporting.latex import escape_latex, fmt_p, fmt_pct, fmt_pm, fmt_signed_pct
+from amcf.reporting.latex import DASH, escape_latex, fmt_p, fmt_pct, fmt_pm, fmt_signed_pct
 from amcf.reporting.tables import results_table
 
 _DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
@@ -69,6 +69,26 @@ class PaperParams(BaseModel):
     weight_decay: float = Field(ge=0)
     step_size: int = Field(gt=0)
     gamma: float = Field(gt=0)
+
+    @classmethod
+    def from_settings(cls, sources: Mapping[str, Mapping], lam: float, pso: Mapping,
+                      fitness: Mapping, train: Mapping, image_size: int) -> PaperParams:
+        """The cited settings from the pipeline's sections as the report stage receives them
+        (``amcf.sources``, ``search.pso``, ``search.fitness``, ``final.train``); a setting a
+        section leaves out is the swarm's or the recipe's default, as in the runs."""
+        from amcf.params import PSOSettings
+        from amcf.train import TrainConfig
+
+        swarm, recipe = PSOSettings(**pso), TrainConfig(**train)
+        return cls(
+            sources=list(sources), source_arch=", ".join(sorted({s["arch"] for s in
+                                                                 sources.values()})),
+            image_size=image_size, lam=lam, particles=swarm.particles,
+            iterations=swarm.iterations, w_start=swarm.w_start, w_end=swarm.w_end,
+            c1=swarm.c1, c2=swarm.c2, v_max=swarm.v_max,
+            search_epochs=TrainConfig(**fitness).epochs, epochs=recipe.epochs,
+            batch_size=recipe.batch_size, lr=recipe.lr, momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay, step_size=recipe.step_size, gamma=recipe.gamma)
 
 
 def fmt_param(value: object) -> str:
@@ -124,7 +144,7 @@ def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
                 "Delta": fmt_signed_pct(r.delta),
                 "PValue": fmt_p(r.p_value),
                 "ModelEpochs": f"{r.model_epochs:.0f}",
-                "WallTime": f"{r.wall_time_s:.1f}",
+                "WallTime": DASH if pd.isna(r.wall_time_s) else f"{r.wall_time_s:.1f}",
             }
             for quantity, value in values.items():
                 _put(out, macro_name(target, r.method, quantity), value, f"{r.method} on {target}")

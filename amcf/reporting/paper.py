@@ -6,6 +6,7 @@ Layout under ``paper_dir`` (paths as ``main.tex`` uses them)::
     generated/results-tables.tex         one table environment per target
     generated/tables/results-<t>.{tex,csv}, generated/tables/summary.{tex,csv}
     figures/{curves,swarm,scheme,per-class,acc-vs-cost}.{pdf,png}
+    summary.json                         runs, targets and methods reported (a DVC metric)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from amcf.io import write_text
+from amcf.io import write_json, write_text
 from amcf.reporting.collect import collect, run_dir
 from amcf.reporting.figures import (
     plot_accuracy_vs_cost,
@@ -61,12 +62,20 @@ def results_tables_tex(targets: Sequence[str]) -> str:
 
 
 def _layer_tables(results_dir: Path, sources: Sequence[str], given: Mapping | None) -> dict:
+    """Each source's layer table: given, else the pretrain stages' ``sources/<name>/layers.json``
+    when every source has one, else one ``layers.json`` (source name -> rows)."""
+    if given is None:
+        own = [results_dir / "sources" / s / "layers.json" for s in sources]
+        if all(p.is_file() for p in own):
+            given = {s: json.loads(p.read_text(encoding="utf-8"))["layers"]
+                     for s, p in zip(sources, own, strict=True)}
     if given is None:
         path = results_dir / "layers.json"
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path} is missing: pass layer_tables={{source: amcf.layers.layer_table(model)}} "
-                "or have the pretrain stage write it (JSON: source name -> list of rows)"
+                f"{path} is missing, and not every source has sources/<name>/layers.json: pass "
+                "layer_tables={source: amcf.layers.layer_table(model)} or run the pretrain "
+                "stages, which write them"
             )
         given = json.loads(path.read_text(encoding="utf-8"))
     missing = [s for s in sources if s not in given]
@@ -172,4 +181,6 @@ def write_paper_inputs(
     }
     macros = merge_macros(context, param_macros(p), result_macros(frame, candidates))
     written["macros"] = write_macros(gen / "macros.tex", macros)
+    written["summary"] = write_json(paper / "summary.json", {
+        "runs": len(frame), "targets": targets, "methods": sorted(frame["method"].unique())})
     return written

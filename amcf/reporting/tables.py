@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from amcf.io import write_text
+from amcf.io import write_json, write_text
+from amcf.methods import GROUPS
 from amcf.reporting.latex import (
     DASH,
     escape_latex,
@@ -68,7 +69,8 @@ def results_table(
             "n_paired": pd.NA,
             "test_note": "",
             "model_epochs": float(runs["model_epochs"].mean()),
-            "wall_time_s": float(runs["wall_time_s"].mean()),
+            # a dash unless every seed is timed (amcf.timings)
+            "wall_time_s": float(runs["wall_time_s"].mean(skipna=False)),
             "search_evaluations": runs["search_evaluations"].iloc[0],
         }
         if reference and method != reference:
@@ -111,6 +113,31 @@ def summary_table(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
         row["targets_compared"] = len(deltas)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def group_summary(frame: pd.DataFrame, target: str, group: str) -> dict[str, dict]:
+    """The headline numbers of one stage group (``baselines`` or ``ablations``) on ``target``,
+    per method of its family: mean test accuracy over seeds, the seeds, their spread (None
+    for one seed), the mean best-over-epochs accuracy and the model-epochs."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {sorted(GROUPS)}, got {group!r}")
+    rows = frame[(frame["target"] == target) & (frame["family"] == GROUPS[group])]
+    summary = {}
+    for method, runs in rows.groupby("method"):
+        acc = mean_std(runs["test_acc"])
+        summary[method] = {"test_acc": acc.mean, "seeds": acc.n,
+                           "test_acc_std": acc.std if acc.n > 1 else None,
+                           "best_test_acc": float(runs["best_test_acc"].mean()),
+                           "model_epochs": float(runs["model_epochs"].mean())}
+    return summary
+
+
+def write_group_summary(frame: pd.DataFrame, results_dir: str | os.PathLike, target: str,
+                        group: str) -> Path:
+    """Write :func:`group_summary` to ``results_dir/<target>/<group>-summary.json`` (the
+    stage's DVC metric)."""
+    return write_json(Path(results_dir) / target / f"{group}-summary.json",
+                      group_summary(frame, target, group))
 
 
 def _tabular(header: list[str], align: str, body: list[tuple[list[str], str]]) -> str:

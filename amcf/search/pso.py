@@ -1,6 +1,6 @@
 """Particle swarm optimisation for AMLS (adaptive multi-source layer selection).
 
-:func:`pso` is the paper's swarm exactly (see ``shared/reference/amcf-method.md``, PSO):
+:func:`pso` is the paper's swarm exactly (see docs/method.md, "AMLS: searching the scheme"):
 asynchronous, each particle is evaluated as soon as it moves and a new global best is seen
 by the particles after it in the same iteration. Fitness is maximised.
 
@@ -144,19 +144,15 @@ def _prepare(
     return ledger, swarm, rng
 
 
-def _inertias(settings: dict[str, Any]) -> list[float]:
-    step = (settings["w_start"] - settings["w_end"]) / settings["iterations"]
-    inertias, w = [], settings["w_start"]
-    for _ in range(settings["iterations"]):
-        inertias.append(w)
-        w = w - step
-    return inertias
-
-
 def inertia_schedule(iterations: int = 5, w_start: float = 1.4, w_end: float = 0.7) -> list[float]:
     """The inertia used in each iteration (1.4, 1.26, 1.12, 0.98, 0.84 by default)."""
     iterations = check_int("iterations", iterations, 1)
-    return _inertias({"iterations": iterations, "w_start": w_start, "w_end": w_end})
+    step = (w_start - w_end) / iterations
+    inertias, w = [], w_start
+    for _ in range(iterations):
+        inertias.append(w)
+        w = w - step
+    return inertias
 
 
 def pso(
@@ -190,7 +186,8 @@ def pso(
     s = ledger.settings
     for i in range(s["particles"]):
         swarm.accept(i, ledger.call(swarm.scheme(i), swarm.row(0, i, None)))
-    for t, w in enumerate(_inertias(s), start=1):
+    for t, w in enumerate(inertia_schedule(s["iterations"], s["w_start"], s["w_end"]),
+                          start=1):
         for i in range(s["particles"]):
             r1, r2 = rng.random(2)
             swarm.move(i, w, r1, r2, s["c1"], s["c2"])
@@ -229,7 +226,8 @@ def pso_sync(
     )  # fmt: skip
     s = ledger.settings
     _generation(ledger, swarm, 0, None, executor)
-    for t, w in enumerate(_inertias(s), start=1):
+    for t, w in enumerate(inertia_schedule(s["iterations"], s["w_start"], s["w_end"]),
+                          start=1):
         for i in range(s["particles"]):
             r1, r2 = rng.random(2)
             swarm.move(i, w, r1, r2, s["c1"], s["c2"])

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from amcf.data.tensors import iterate_batches
+from amcf.loss import fused_logits
 
 
 def autocast_for(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -47,9 +48,9 @@ def predict(
                                         device=device, num_workers=num_workers):
                 if channels_last and device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                logits = torch.stack([m(x).float() for m in models])  # (K, B, C)
-                fused.append(logits.sum(dim=0).argmax(dim=-1))
-                members.append(logits.argmax(dim=-1))
+                logits = [m(x).float() for m in models]
+                fused.append(fused_logits(logits).argmax(dim=-1))
+                members.append(torch.stack(logits).argmax(dim=-1))  # (K, B)
                 labels.append(y)
     finally:
         for m, mode in zip(models, was_training, strict=True):

@@ -23,8 +23,8 @@ from amcf.train.evaluate import accuracies, autocast_for, predict
 EVAL_BATCH_SIZE = 256
 # A mean train loss this many times above chance level (K * ln C) means the run diverged.
 DIVERGENCE_FACTOR = 100
-HISTORY, METRICS, CHECKPOINT, PREDICTIONS = (
-    "history.csv", "metrics.json", "checkpoint.pt", "test_predictions.csv")
+HISTORY, METRICS, CHECKPOINT, PREDICTIONS, TIMING = (
+    "history.csv", "metrics.json", "checkpoint.pt", "test_predictions.csv", "timing.json")
 # Callback after each finished (and checkpointed) epoch: (epoch, history row).
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -39,6 +39,8 @@ class TrainResult:
     resumed_from_epoch: int = 0  # epochs already done when this call started
     cached: bool = False  # True when a finished run in out_dir was returned without training
     test_predictions: torch.Tensor | None = field(default=None, repr=False)
+    # wall-clock seconds: kept apart from ``metrics``, which must repeat byte for byte
+    timing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def selected_epoch(self) -> int:
@@ -68,7 +70,6 @@ class _Run:
     best_val: float = -1.0
     best_predictions: torch.Tensor | None = None  # fused test predictions, selected epoch
     test_labels: torch.Tensor | None = None
-    wall_time_s: float = 0.0
 
 
 def _check_inputs(models: Sequence[nn.Module], splits: Splits, config: Any) -> TrainConfig:
@@ -165,7 +166,6 @@ def _checkpoint(path, models, objective, run: _Run, identity, epoch) -> None:
         best_val=run.best_val,
         best_predictions=run.best_predictions,
         test_labels=run.test_labels,
-        wall_time_s=run.wall_time_s,
     )
 
 
@@ -190,7 +190,6 @@ def _restore(ckpt, models, objective, run: _Run) -> int:
     run.best_val = ckpt["best_val"]
     run.best_predictions = ckpt["best_predictions"]
     run.test_labels = ckpt["test_labels"]
-    run.wall_time_s = ckpt["wall_time_s"]
     return int(ckpt["epoch"])
 
 
@@ -203,16 +202,20 @@ def _cached_result(out_dir: Path, identity, models, device) -> TrainResult | Non
     problems = state.identity_mismatch(metrics.get("identity", {}), identity)
     if problems:
         raise _refuse(out_dir, METRICS, problems)
-    if not (out_dir / CHECKPOINT).exists():  # deleted to save space: the numbers remain
+    metrics.pop("wall_time_s", None)  # a run finished before timings moved to timing.json
+    predictions = None
+    if (out_dir / CHECKPOINT).exists():
+        ckpt = state.load_checkpoint(out_dir / CHECKPOINT)
+        for m, sd in zip(models, ckpt["models"], strict=True):
+            m.load_state_dict(sd)
+            m.to(device)
+        history, predictions = list(ckpt["history"]), ckpt["best_predictions"]
+    else:  # deleted to save space: the numbers remain
         history = records.read_history(out_dir / HISTORY)
-        return TrainResult(metrics, history, out_dir, len(history), cached=True)
-    ckpt = state.load_checkpoint(out_dir / CHECKPOINT)
-    for m, sd in zip(models, ckpt["models"], strict=True):
-        m.load_state_dict(sd)
-        m.to(device)
-    history = list(ckpt["history"])
+    timing = (read_json(out_dir / TIMING) if (out_dir / TIMING).exists()
+              else records.timing(history))
     return TrainResult(metrics, history, out_dir, len(history), cached=True,
-                       test_predictions=ckpt["best_predictions"])
+                       test_predictions=predictions, timing=timing)
 
 
 def _metrics(run: _Run, models, objective, config, device, identity) -> dict[str, Any]:
@@ -226,7 +229,6 @@ def _metrics(run: _Run, models, objective, config, device, identity) -> dict[str
         "num_models": len(models),
         "model_epochs": config.epochs * len(models),
         "trainable_params": sum(trainable),
-        "wall_time_s": run.wall_time_s,
         "device": str(device),
         "identity": identity,
     }
@@ -247,8 +249,9 @@ def fit(
     Every model sees the same batches; the step is one backward pass of
     ``objective.loss(logits, y) + objective.penalty(models)``, then
     ``objective.after_backward(models)``, then one SGD step per model. With ``out_dir`` the
-    run writes history.csv, checkpoint.pt (every epoch), test_predictions.csv and
-    metrics.json (last: it marks the run finished). With ``resume`` a finished run with the
+    run writes history.csv, checkpoint.pt (every epoch), test_predictions.csv, timing.json
+    (the wall-clock seconds, which no other file holds) and metrics.json (last: it marks the
+    run finished). With ``resume`` a finished run with the
     same settings is returned as it is, and a checkpoint is continued; either one written
     with other settings or models is refused. On a resume the models passed in must be the
     freshly built ones, as for the first call (their starting weights are checked).
@@ -264,7 +267,7 @@ def fit(
         if cached is not None:
             return cached
     if out_dir is not None and not resume:
-        for stale in (METRICS, PREDICTIONS, CHECKPOINT):
+        for stale in (METRICS, PREDICTIONS, CHECKPOINT, TIMING):
             (out_dir / stale).unlink(missing_ok=True)
 
     torch.manual_seed(config.seed)
@@ -302,13 +305,15 @@ def fit(
         bar.close()
 
     metrics = _metrics(run, models, objective, config, device, identity)
+    timing = records.timing(run.history)
     if out_dir is not None:
         if run.best_predictions is not None:
             records.write_predictions(out_dir / PREDICTIONS, run.best_predictions,
                                       run.test_labels)
+        write_json(out_dir / TIMING, timing)
         write_json(out_dir / METRICS, metrics)
     return TrainResult(metrics, list(run.history), out_dir, resumed_from_epoch=start,
-                       test_predictions=run.best_predictions)
+                       test_predictions=run.best_predictions, timing=timing)
 
 
 def _run_epoch(epoch, models, splits, config, objective, run: _Run, device) -> None:
@@ -338,5 +343,4 @@ def _run_epoch(epoch, models, splits, config, objective, run: _Run, device) -> N
         run.best_val = val[0]
         run.best_predictions = test_pred
     seconds = time.perf_counter() - t0
-    run.wall_time_s += seconds
     run.history.append(records.make_row(epoch, train_loss, lr, val, test, seconds))

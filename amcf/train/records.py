@@ -14,8 +14,19 @@ from amcf.io import write_text
 
 
 def history_columns(num_models: int) -> list[str]:
+    """The columns of history.csv. A row in memory also holds its epoch's wall-clock
+    ``seconds``, which history.csv leaves out so that a rerun writes the same bytes; the
+    seconds go to the run's timing.json instead (see :func:`timing`)."""
     members = [f"{split}_acc_m{j}" for split in ("val", "test") for j in range(num_models)]
-    return ["epoch", "train_loss", "lr", "val_acc", "test_acc", *members, "seconds"]
+    return ["epoch", "train_loss", "lr", "val_acc", "test_acc", *members]
+
+
+def timing(history: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run's wall time and per-epoch seconds (empty when the rows carry no seconds)."""
+    seconds = [r["seconds"] for r in history if r.get("seconds") is not None]
+    if not history or len(seconds) != len(history):
+        return {}
+    return {"wall_time_s": sum(seconds), "epoch_seconds": seconds}
 
 
 def make_row(epoch: int, train_loss: float, lr: float, val: tuple[float, list[float]],
@@ -76,7 +87,8 @@ def summarise(history: Sequence[dict[str, Any]], num_models: int) -> dict[str, A
 def write_history(path: str | os.PathLike, history: Sequence[dict[str, Any]],
                   num_models: int) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=history_columns(num_models), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=history_columns(num_models), lineterminator="\n",
+                            extrasaction="ignore")
     writer.writeheader()
     for row in history:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})

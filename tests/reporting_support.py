@@ -1,5 +1,5 @@
-"""A small synthetic result tree in the pipeline's layout, for tests and for building the paper
-without training. Its numbers are random draws, not results: never report them."""
+"""A small synthetic result tree in the pipeline's layout, for the reporting tests. Its
+numbers are random draws, not results."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from amcf.io import write_json, write_text
+from amcf.timings import SUMMARY_NAME, metrics_digest, render_summary
 
 DEMO_SOURCES = ("mnist", "animals", "twemoji")
 DEMO_TARGETS = ("digits", "omniglot-small")
@@ -23,21 +24,23 @@ def _methods(sources: Sequence[str]) -> list[tuple[str, int]]:
     return [("scratch", 1), *single, ("ensemble", k), ("amcf-lam0", k), ("amcf", k)]
 
 
-def _history(rng: np.random.Generator, epochs: int, models: int) -> pd.DataFrame:
+def _history(rng: np.random.Generator, epochs: int, models: int) -> tuple[pd.DataFrame, float]:
+    """A history table and the run's (synthetic) wall time."""
     ep = np.arange(1, epochs + 1)
     rise = 1 - np.exp(-ep / 3)
-    frame = pd.DataFrame({"epoch": ep, "train_loss": 2.3 * np.exp(-ep / 4) + 0.05,
-                          "lr": 0.01, "seconds": rng.uniform(0.5, 1.0, epochs)})
+    seconds = rng.uniform(0.5, 1.0, epochs)
+    frame = pd.DataFrame({"epoch": ep, "train_loss": 2.3 * np.exp(-ep / 4) + 0.05, "lr": 0.01})
     for split in ("val", "test"):
         frame[f"{split}_acc"] = np.clip(0.9 * rise + rng.normal(0, 0.02, epochs), 0, 1)
     for m in range(models):
         for split in ("val", "test"):
             frame[f"{split}_acc_m{m}"] = np.clip(frame[f"{split}_acc"] - rng.uniform(0, .05), 0, 1)
-    return frame
+    return frame, float(seconds.sum())
 
 
-def _run(out: Path, rng: np.random.Generator, epochs: int, models: int, classes: int) -> None:
-    hist = _history(rng, epochs, models)
+def _run(out: Path, rng: np.random.Generator, epochs: int, models: int, classes: int) -> dict:
+    """Write one run; returns its row of the timings summary."""
+    hist, wall_time = _history(rng, epochs, models)
     write_text(out / "history.csv", hist.to_csv(index=False))
     sel = int(hist["val_acc"].idxmax())
     member = {"val_acc": float(hist["val_acc_m0"].max()),
@@ -48,14 +51,15 @@ def _run(out: Path, rng: np.random.Generator, epochs: int, models: int, classes:
         "test_acc": float(hist["test_acc"][sel]), "best_test_acc": float(hist["test_acc"].max()),
         "final_test_acc": float(hist["test_acc"].iloc[-1]), "members": [member] * models,
         "epochs": epochs, "num_models": models, "model_epochs": epochs * models,
-        "trainable_params": 300_000 * models, "wall_time_s": float(hist["seconds"].sum()),
-        "device": "cpu",
+        "trainable_params": 300_000 * models, "device": "cpu",
     })
     labels = rng.integers(0, classes, 60)
     wrong = rng.random(60) < 0.2
     preds = np.where(wrong, rng.integers(0, classes, 60), labels)
     write_text(out / "test_predictions.csv", pd.DataFrame(
         {"index": np.arange(60), "label": labels, "prediction": preds}).to_csv(index=False))
+    return {"wall_time_s": wall_time, "shared_by": 1, "machine": "synthetic",
+            "metrics_sha256": metrics_digest(out / "metrics.json")}
 
 
 def _search(rng: np.random.Generator, dims: int, particles: int = 4, iterations: int = 2) -> dict:
@@ -85,16 +89,20 @@ def write_demo_results(
     classes: int = 5,
     seed: int = 0,
 ) -> Path:
-    """Write a synthetic tree (metrics, history, predictions, search, layers.json)."""
+    """Write a synthetic tree (metrics, history, predictions, search, layers.json, and the
+    timings summary)."""
     root, rng = Path(results_dir), np.random.default_rng(seed)
+    timed = []
     for target in targets:
         for method, models in _methods(sources):
             for s in range(seeds):
-                _run(root / target / method / f"seed{s}", rng, epochs, models, classes)
+                row = _run(root / target / method / f"seed{s}", rng, epochs, models, classes)
+                timed.append({"run": f"{target}/{method}/seed{s}", **row})
         write_json(root / target / "search.json", _search(rng, len(sources)))
     layers = {s: [[i, f"layer{i}.conv.weight", f"layer{i}", int(10 ** rng.uniform(2, 5))]
                   for i in range(11)] for s in sources}
     write_json(root / "layers.json", layers)
+    write_text(root / SUMMARY_NAME, render_summary(timed))
     return root
 
 

@@ -1,0 +1,85 @@
+"""Wall times: recorded outside the results, summarised into them only on purpose."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from amcf.cli import main
+from amcf.io import write_json
+from amcf.reporting import collect
+from amcf.reporting.tables import results_table
+from amcf.timings import SUMMARY_NAME, read_summary, write_record, write_summary
+
+
+def _metrics(acc: float) -> dict:
+    return {"selected_epoch": 1, "val_acc": acc, "test_acc": acc, "best_test_acc": acc,
+            "final_test_acc": acc, "epochs": 1, "num_models": 1, "model_epochs": 1,
+            "trainable_params": 10, "device": "cpu"}
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """Two seeds of one method, each with a timing record as a run would leave it."""
+    results, timings = tmp_path / "results", tmp_path / "timings"
+    for seed, (acc, seconds) in enumerate([(0.5, 3.0), (0.7, 5.0)]):
+        path = write_json(results / f"t/scratch/seed{seed}/metrics.json", _metrics(acc))
+        write_record(timings, f"t/scratch/seed{seed}", path,
+                     {"wall_time_s": seconds, "epoch_seconds": [seconds]})
+    return results, timings
+
+
+def test_no_summary_means_no_wall_time_and_a_dash(tree):
+    results, _ = tree
+    frame = collect(results)
+    assert frame["wall_time_s"].isna().all()
+    assert math.isnan(results_table(frame, "t")["wall_time_s"].iloc[0])
+
+
+def test_summary_carries_the_recorded_times_into_the_report(tree):
+    results, timings = tree
+    path, origin = write_summary(results, timings)
+    assert path == results / SUMMARY_NAME
+    assert origin == {"recorded": ["t/scratch/seed0", "t/scratch/seed1"], "kept": [],
+                      "missing": []}
+    frame = collect(results)
+    assert frame["wall_time_s"].tolist() == [3.0, 5.0]
+    assert results_table(frame, "t")["wall_time_s"].iloc[0] == 4.0
+    # writing it again from the same record gives the same bytes
+    before = path.read_bytes()
+    write_summary(results, timings)
+    assert path.read_bytes() == before
+
+
+def test_a_timing_never_attaches_to_a_result_it_was_not_measured_with(tree):
+    results, timings = tree
+    write_summary(results, timings)
+    write_json(results / "t/scratch/seed1/metrics.json", _metrics(0.9))  # a new result
+    frame = collect(results)
+    assert frame["wall_time_s"].tolist()[0] == 3.0 and math.isnan(frame["wall_time_s"][1])
+    # a partial record keeps the summary's rows that still match, drops the stale one
+    (timings / "t/scratch/seed0.json").unlink()
+    _, origin = write_summary(results, timings)
+    assert origin == {"recorded": [], "kept": ["t/scratch/seed0"], "missing": ["t/scratch/seed1"]}
+    assert set(read_summary(results)) == {"t/scratch/seed0"}
+
+
+def test_record_command_refuses_when_nothing_matches(tree, tmp_path, capsys):
+    results, _ = tree
+    none = tmp_path / "none"
+    assert main(["timings", "record", "--results", str(results), "--timings", str(none)]) == 2
+    assert "run the pipeline on this machine first" in capsys.readouterr().err
+    assert not (results / SUMMARY_NAME).exists()
+
+
+def test_record_command_reports_what_it_wrote(tree, capsys):
+    results, timings = tree
+    assert main(["timings", "record", "--results", str(results), "--timings", str(timings)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs timed on this machine, 0 kept" in out
+    rows = (results / SUMMARY_NAME).read_text().splitlines()
+    assert rows[0] == "run,wall_time_s,shared_by,machine,metrics_sha256"
+    assert rows[1].startswith("t/scratch/seed0,3.000,1,")
+    assert json.loads((timings / "t/scratch/seed0.json").read_text())["shared_by"] == 1
