@@ -7,6 +7,7 @@
     amcf notebook NOTEBOOK OUTPUT [--name value ...]   (a pipeline stage; see amcf.pipeline)
     amcf params check [FILE ...]                       (validate params.yaml / a profile)
     amcf gpu-run [STAGE ...] --gpus 0,1,...            (paper profile: stages on several GPUs)
+    amcf bench [--out FILE]                            (speed against the authors' loop)
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--params", help="YAML with `datasets:` entries of kind folder")
     lst = cmds.add_parser("list", help="list known datasets")
     lst.add_argument("--profile", choices=["embedded", "paper"], default=None)
+    from amcf import bench
+
+    bench.add_parser(sub)
     return parser
 
 
@@ -54,8 +58,10 @@ def _list(profile: str | None) -> None:
         print("  ".join(str("?" if r[c] in (None, -1) else r[c]).ljust(widths[c]) for c in cols))
 
 
-def run(argv: list[str]) -> None:
+def run(argv: list[str]) -> int | None:
     args = _parser().parse_args(argv)
+    if getattr(args, "handler", None) is not None:
+        return args.handler(args)
     from amcf.data import commands
 
     if args.command == "list":
@@ -94,11 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return gpu_main(argv[1:])
     try:
-        run(argv)
+        return run(argv) or 0
     except DataError as exc:
         print(f"amcf: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":
