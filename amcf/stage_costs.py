@@ -136,7 +136,7 @@ def stage_costs(notebooks: str | Path = "build/notebooks", work_dir: str | Path 
 
 def render_stages(stages: dict[str, Any]) -> list[str]:
     lines = [f"per-stage cost (launch {stages['launch_s']:.1f} s + DVC "
-             f"{stages['dvc_per_stage_s']:.1f} s per stage; {stages['source']}):",
+             f"{stages['dvc_per_stage_s']:.2f} s per stage; {stages['source']}):",
              f"{'kind':12s}{'stages':>7s}{'mean s':>8s}{'kernel':>8s}{'imports':>8s}"
              f"{'training':>9s}{'outside':>9s}"]
     for kind, k in stages["kinds"].items():
