@@ -187,7 +187,9 @@ class _SeededSamples(Dataset):
 
 
 # Loaders kept alive between passes, so their workers start once per run (or search), not
-# once per split and epoch. A few entries cover a run's train, val and test splits.
+# once per split and epoch. A few entries cover a run's train, val and test splits. A pooled
+# loader serves one pass at a time: a new pass over the same dataset and batch size ends
+# the previous one (an abandoned pass is drained by the DataLoader itself).
 _POOL: OrderedDict[tuple, tuple[Dataset, DataLoader, _PassKeys]] = OrderedDict()
 _POOL_SIZE = 4
 
