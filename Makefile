@@ -12,7 +12,7 @@ AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
 export AMCF_DATA_MIRROR
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos cluster-check
+.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos cluster-check bench gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -92,3 +92,13 @@ cluster-check: setup
 timings: setup
 	$(BIN)/amcf timings record --results results --timings build/timings
 	$(BIN)/dvc repro paper
+
+# ---- speed (issue 9): amcf against the authors' loop, side by side ----------------------
+# bench: CPU, the embedded default (needs `make inputs`), < 5 min on 2 cores.
+# gpu-check: one CUDA GPU, two ResNet-50s at 224 px and the JPEG files path, < 5 min;
+# stops at once without a CUDA device.
+bench: inputs
+	$(BIN)/amcf bench --out build/bench.json
+
+gpu-check: setup
+	timeout 300 $(BIN)/python benchmarks/gpu_check.py --out build/gpu-check.json

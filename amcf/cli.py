@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     from amcf.timings import add_parser as add_timings
 
     add_timings(sub)
+    from amcf import bench
+
+    bench.add_parser(sub)
     return parser
 
 

@@ -120,7 +120,7 @@ def data_fingerprint(splits: Splits) -> str:
             digest.update(images.contiguous().numpy().tobytes())
             digest.update(labels.contiguous().numpy().tobytes())
         else:  # file-based: the list of files and labels stands for the data
-            digest.update(repr(getattr(part, "files", len(part))).encode())
+            digest.update(repr(getattr(part, "ids", getattr(part, "files", len(part)))).encode())
             if isinstance(labels, torch.Tensor):
                 digest.update(labels.contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

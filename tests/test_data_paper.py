@@ -111,7 +111,7 @@ def test_mit_indoor67(tmp_path):
     assert meta["counts"] == {"train": 27, "val": 3, "test": 6}
     assert splits.classes == classes
     assert isinstance(splits.train, FileImageDataset)
-    assert sorted(splits.test.files) == sorted(f"Images/{t}" for t in test)
+    assert sorted(splits.test.ids) == sorted(f"Images/{t}" for t in test)
     _check_sample(splits)
 
 
@@ -188,7 +188,7 @@ def test_caltech256_drops_clutter_and_keeps_n_per_class(tmp_path, n_train):
     val = n_train // 10
     assert meta["counts"] == {"train": 2 * (n_train - val), "val": 2 * val, "test": 4 + 7}
     assert splits.classes == ["ak47", "american-flag"]
-    assert not any("clutter" in f for f in splits.test.files + splits.train.files)
+    assert not any("clutter" in f for f in splits.test.ids + splits.train.ids)
     _check_sample(splits)
 
 

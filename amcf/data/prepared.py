@@ -9,7 +9,10 @@ Layout of ``<prepared_dir>/<name>/`` (written atomically, file by file):
   back to its images;
 - ``tensors.pt`` (kind "tensor"): uint8 images (N, C, H, W), labels and split codes in
   manifest order, decoded once so that training never decodes an image file;
-- ``images/`` (kind "files"): the extracted archive that the manifest's ids are relative to;
+- kind "files": ``info.json``'s ``root`` is the extracted archive that the manifest's ids are
+  relative to, and ``resized-256/`` holds every used image once more, resized as the paper's
+  recipe starts (shorter side 256, lossless PNG named by manifest index), which is what
+  training reads;
 - ``card.md``: the generated dataset card.
 """
 
@@ -28,13 +31,21 @@ import torch
 from amcf.data.errors import DataError
 from amcf.data.splits import SPLITS, counts
 from amcf.data.tensors import BatchAugment, Splits, TensorImageDataset
-from amcf.data.transforms import ArrayImageDataset, FileImageDataset, paper_transform
+from amcf.data.transforms import (
+    STORED_SHORTER_SIDE,
+    ArrayImageDataset,
+    FileImageDataset,
+    paper_transform,
+    store_resized,
+    stored_name,
+)
 from amcf.io import read_json, torch_save, write_json, write_text
 
 FORMAT = "amcf-prepared/1"
 EMBEDDED_MEAN = (0.5,)
 EMBEDDED_STD = (0.5,)
 DEFAULT_AUGMENT = BatchAugment(pad=2, flip=False)
+STORED_DIR = "resized-256"  # kind "files": the images resized once for the paper's recipe
 
 
 @dataclass
@@ -78,17 +89,22 @@ def write_prepared(out_dir: Path, info: dict[str, Any], prep: Prepared, card: st
     payload: dict[str, Any] = {"format": FORMAT, "labels": torch.as_tensor(prep.labels).long(),
                                "split": torch.as_tensor(codes), "classes": list(prep.classes)}
     kind = "files" if prep.images is None else "tensor"
+    stored = None
     if kind == "tensor":
         payload["images"] = torch.from_numpy(np.ascontiguousarray(prep.images))
         shape = list(prep.images.shape[1:])
     else:
         shape = None
+        if prep.transform == "paper" and prep.root is not None:
+            store_resized(prep.root, prep.ids, out_dir / STORED_DIR)
+            stored = {"dir": STORED_DIR, "shorter_side": STORED_SHORTER_SIDE, "format": "png"}
     torch_save(payload, out_dir / "tensors.pt")
     full = {**info, "format": FORMAT, "kind": kind, "transform": prep.transform,
             "classes": list(prep.classes), "num_classes": len(prep.classes),
             "counts": counts(prep.split), "image_shape": shape, "mean": list(prep.mean),
             "std": list(prep.std),
-            "root": None if prep.root is None else _relative(prep.root, out_dir), **prep.meta}
+            "root": None if prep.root is None else _relative(prep.root, out_dir),
+            "stored": stored, **prep.meta}
     write_json(out_dir / "info.json", full)
     write_text(out_dir / "card.md", card)
     return out_dir
@@ -147,6 +163,13 @@ def load_splits(
             tf = paper_transform(s == "train", image_size, resize)
             if info["kind"] == "tensor":
                 sets[s] = ArrayImageDataset(data["images"][idx], labels[idx], tf)
+            elif info.get("stored") and resize == info["stored"]["shorter_side"]:
+                # the copy stored at prepare time, already at the recipe's Resize size
+                files = _manifest_ids(d)
+                sets[s] = FileImageDataset(d / info["stored"]["dir"],
+                                           [stored_name(i) for i in idx.tolist()],
+                                           labels[idx].tolist(), tf,
+                                           ids=[files[i] for i in idx.tolist()])
             else:
                 files = _manifest_ids(d)
                 sets[s] = FileImageDataset(d / info["root"], [files[i] for i in idx.tolist()],

@@ -8,13 +8,14 @@ On a 2-core CPU this removes most of the per-step overhead for 28-px images.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,9 @@ def iterate_batches(
     """Yield (x, y) batches on ``device``: shuffled and augmented when ``train``.
 
     A :class:`TensorImageDataset` takes the fast in-memory path; any other dataset goes
-    through a ``DataLoader`` whose shuffling draws from ``generator`` (so runs repeat).
+    through a pooled ``DataLoader`` with persistent workers, whose order and per-sample
+    augmentation seeds come from one draw of ``generator`` (so runs repeat, whatever the
+    worker count).
     """
     device = torch.device(device)
     if isinstance(dataset, TensorImageDataset):
@@ -134,14 +137,82 @@ def iterate_batches(
             yield dataset.normalise(x), dataset.labels[idx].to(device, non_blocking=True)
         return
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if train else 0
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=train,
-        generator=torch.Generator().manual_seed(seed),
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
+    loader, keys = _pooled_loader(dataset, batch_size, num_workers, device.type == "cuda")
+    keys.start_pass(len(dataset), train, seed)
     for x, y in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+class _PassKeys(Sampler):
+    """The (index, seed) pairs of one pass: the order, and each sample's augmentation seed.
+
+    Both come from the pass's seed alone, so a batch's pixels do not depend on how many
+    workers decode it, nor on whether the workers outlive the pass.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+
+    def start_pass(self, n: int, train: bool, seed: int) -> None:
+        if not train:
+            self.keys = [(i, 0) for i in range(n)]
+            return
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n, generator=g).tolist()
+        seeds = torch.randint(0, 2**62, (n,), generator=g).tolist()
+        self.keys = list(zip(order, seeds, strict=True))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self):
+        return iter(list(self.keys))
+
+
+class _SeededSamples(Dataset):
+    """Runs ``base[i]`` with torch's random stream seeded for that sample (the transforms'
+    draws), leaving the caller's stream as it was."""
+
+    def __init__(self, base: Dataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: tuple[int, int]):
+        i, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.base[i]
+
+
+# Loaders kept alive between passes, so their workers start once per run (or search), not
+# once per split and epoch. A few entries cover a run's train, val and test splits. A pooled
+# loader serves one pass at a time: a new pass over the same dataset and batch size ends
+# the previous one (an abandoned pass is drained by the DataLoader itself).
+_POOL: OrderedDict[tuple, tuple[Dataset, DataLoader, _PassKeys]] = OrderedDict()
+_POOL_SIZE = 4
+
+
+def _pooled_loader(dataset: Dataset, batch_size: int, num_workers: int,
+                   pin: bool) -> tuple[DataLoader, _PassKeys]:
+    key = (id(dataset), batch_size, num_workers, pin)
+    if key in _POOL and _POOL[key][0] is dataset:
+        _POOL.move_to_end(key)
+        return _POOL[key][1], _POOL[key][2]
+    keys = _PassKeys()
+    # its own generator: the workers' base seed is drawn from it, not from the caller's
+    # stream (each sample is seeded anyway)
+    loader = DataLoader(_SeededSamples(dataset), batch_size=batch_size, sampler=keys,
+                        num_workers=num_workers, pin_memory=pin,
+                        persistent_workers=num_workers > 0,
+                        generator=torch.Generator().manual_seed(0))
+    _POOL[key] = (dataset, loader, keys)  # the dataset is held so its id is not reused
+    while len(_POOL) > _POOL_SIZE:
+        _POOL.popitem(last=False)
+    return loader, keys
+
+
+def release_loaders() -> None:
+    """Stop the pooled loaders' worker processes (they also stop when the process exits)."""
+    _POOL.clear()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,6 +14,9 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # Fields that change how a run is shown or fed, never its numbers: a run may be resumed or
 # reused with different values of these.
 COSMETIC_FIELDS = frozenset({"progress", "num_workers"})
+# Fields added after results were computed: left out of a run's identity while they hold
+# their default, so the runs (and search memos) made before they existed are still found.
+LATER_FIELDS = {"test_eval": "every", "compile": False}
 
 
 class TrainConfig(BaseModel):
@@ -31,8 +35,14 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda[:N]', 'mps'")
     amp: bool = Field(True, description="bf16 autocast, on CUDA only")
     channels_last: bool = Field(True, description="channels-last memory format, on CUDA only")
-    num_workers: int = Field(0, ge=0, description="DataLoader workers for non-tensor datasets")
-    eval_test: bool = Field(True, description="evaluate the test split after every epoch")
+    num_workers: int | Literal["auto"] = Field(
+        0, description="DataLoader workers for non-tensor datasets; 'auto': from the cores")
+    eval_test: bool = Field(True, description="evaluate the test split (False: never)")
+    test_eval: Literal["every", "improved"] = Field(
+        "every", description="'every' epoch (the paper's best-over-epochs column needs it) or "
+        "only when a validation accuracy improves (the selected epoch's test accuracy is the "
+        "same; best_test_acc is then not reported)")
+    compile: bool = Field(False, description="torch.compile the models (CUDA only)")
     progress: bool = Field(True, description="show a tqdm progress bar")
 
     @field_validator("device")
@@ -44,9 +54,31 @@ class TrainConfig(BaseModel):
             )
         return value
 
+    @field_validator("num_workers")
+    @classmethod
+    def _workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"num_workers must be >= 0 or 'auto', got {value}")
+        return value
+
     def identity(self) -> dict[str, Any]:
         """The settings that determine a run's numbers (what resume and reuse compare)."""
-        return {k: v for k, v in self.model_dump(mode="json").items() if k not in COSMETIC_FIELDS}
+        return {k: v for k, v in self.model_dump(mode="json").items()
+                if k not in COSMETIC_FIELDS and (k not in LATER_FIELDS or LATER_FIELDS[k] != v)}
+
+    def workers(self) -> int:
+        """The DataLoader worker count: ``num_workers``, or with 'auto' one per core but one
+        (left to the training loop), at most 8."""
+        if self.num_workers == "auto":
+            return max(0, min(8, usable_cores() - 1))
+        return self.num_workers
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def resolve_device(name: str) -> torch.device:
