@@ -88,9 +88,9 @@ def embedded_setup(target: str = "digits", params: str | Path = "params.yaml",
     """The embedded default as params.yaml describes it, on one of its targets."""
     import json
 
-    from amcf.params import load_params
     from amcf.data.prepared import load_splits
     from amcf.models import SourceSpec
+    from amcf.params import load_params
 
     p = load_params(params)
     if target not in p.targets:
