@@ -12,7 +12,8 @@ AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
 export AMCF_DATA_MIRROR
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch
+.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch paper-setup \
+	rehearsal
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -65,3 +66,15 @@ test: lint unit notebooks
 
 lab: setup
 	$(BIN)/jupyter lab
+
+# --- the paper profile ------------------------------------------------------------------
+# What a fresh GPU machine needs before `dvc repro` of profiles/paper.yaml: the venv, and TeX
+# for the last stage (`paper` runs latexmk).
+paper-setup: setup tex
+
+# The paper profile end to end at toy size (profiles/rehearsal.yaml): miniature archives in
+# the official formats served from 127.0.0.1, stand-in hub weights, every stage, the PDF. It
+# runs in a copy of this checkout (build/rehearsal/repo), so dvc.lock and results/ here are
+# untouched; data/ is copied in because data.dvc pins it there too.
+rehearsal: setup tex data
+	$(BIN)/python -m amcf.rehearsal.run --out build/rehearsal

@@ -1,7 +1,7 @@
 """The ``amcf`` console script.
 
-    amcf data fetch   [--profile embedded|paper] [--mirror DIR] [--only NAME ...] [--data-dir data]
-    amcf data prepare [--profile embedded|paper] [--only NAME ...] [--data-dir data]
+    amcf data fetch   [--profile embedded|paper] [--mirror DIR] [--only NAME ...] [--data-dir DIR]
+    amcf data prepare [--profile embedded|paper] [--only NAME ...] [--data-dir DIR]
                       [--out build/data] [--params params.yaml]
     amcf data list    [--profile embedded|paper]
     amcf notebook NOTEBOOK OUTPUT [--name value ...]   (a pipeline stage; see amcf.pipeline)
@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         if only:
             p.add_argument("--only", nargs="+", metavar="NAME",
                            help="just these datasets (default: the whole profile)")
-        p.add_argument("--data-dir", default="data", help="raw inputs (default: data)")
+        p.add_argument("--data-dir", default=None,
+                       help="raw inputs (default: data, or downloads for --profile paper)")
 
     fetch = cmds.add_parser("fetch", help="fetch raw inputs into data/, verified")
     common(fetch)
@@ -72,7 +73,8 @@ def run(argv: list[str]) -> None:
         own = [e for e in entries if not wanted or e.name in wanted]
         registered = [n for n in (args.only or []) if n not in {e.name for e in entries}]
         if registered or not args.only:
-            commands.prepare(args.profile, registered or None, args.data_dir, args.out)
+            commands.prepare(args.profile, registered or None,
+                             args.data_dir or commands.DATA_DIRS[args.profile], args.out)
         for entry in own:
             print(f"prepared {entry.name} -> {prepare_folder(entry, args.out)}")
 

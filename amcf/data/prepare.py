@@ -10,6 +10,14 @@ from amcf.data.fetch import check_inputs
 from amcf.data.prepared import Prepared, write_prepared
 from amcf.data.registry import DatasetInfo, get_info
 
+PAPER_IMAGE_SIZE = 224
+
+
+def paper_sizes(image_size: int | None) -> dict[str, int]:
+    """The crop and the resize before it, in the paper's ratio (224 after 256)."""
+    size = PAPER_IMAGE_SIZE if image_size is None else int(image_size)
+    return {"image_size": size, "resize": round(size * 256 / PAPER_IMAGE_SIZE)}
+
 
 def per_class_counts(prep: Prepared) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
@@ -25,11 +33,18 @@ def describe(info: DatasetInfo) -> dict:
             "reasoning": info.reasoning, "seed": info.extra.get("seed", 0)}
 
 
-def prepare_info(info: DatasetInfo, data_dir: str | Path, out_root: str | Path) -> Path:
-    """Prepare one registered dataset into ``out_root/<name>/``."""
+def prepare_info(info: DatasetInfo, data_dir: str | Path, out_root: str | Path,
+                 image_size: int | None = None) -> Path:
+    """Prepare one registered dataset into ``out_root/<name>/``.
+
+    ``image_size`` (files mode, the paper's transforms) is the crop the models see, recorded
+    in info.json for :func:`amcf.data.prepared.load_splits`; None keeps the paper's 224.
+    """
     data_dir, out_dir = Path(data_dir), Path(out_root) / info.name
     inputs = check_inputs(info.files, data_dir, info.name)
     prep = info.prepare(data_dir, out_dir).used()
+    if prep.transform == "paper":
+        prep.meta.update(paper_sizes(image_size))
     # nothing time-dependent goes in: the prepared files are DVC outputs that the training
     # stages depend on, and must be byte-identical when the inputs are
     meta = {**describe(info), "inputs": inputs}
