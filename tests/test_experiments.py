@@ -91,3 +91,13 @@ def test_random_scheme_is_in_range_and_seeded(digits, sources, tmp_path):
 def test_scheme_length_must_match_sources(digits, sources, tmp_path):
     with pytest.raises(ValueError, match="one entry per source"):
         Setting(splits=digits, sources=sources, scheme=(1,), train=TrainConfig(epochs=1))
+
+
+def test_a_finished_run_keeps_its_numbers_not_its_weights(digits, sources, tmp_path):
+    setting = _setting(digits, sources, tmp_path)
+    out = run_amcf(setting, 0)
+    work = list((tmp_path / "work").rglob("metrics.json"))
+    assert len(work) == 1 and not (work[0].parent / "checkpoint.pt").exists()
+    first = (out / "metrics.json").read_text()
+    (out / "metrics.json").unlink()
+    assert (run_amcf(setting, 0) / "metrics.json").read_text() == first  # reused, not retrained
