@@ -119,3 +119,31 @@ def test_stand_in_weights_load_through_timms_pretrained_path(tmp_path, monkeypat
     body = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
     assert body and all(torch.equal(v, weights[k]) for k, v in body.items())
     assert model.get_classifier().out_features == 5
+
+
+def test_the_copy_is_the_working_tree_with_its_data_committed(tmp_path):
+    """`dvc status` in the rehearsal's copy must be clean although no rehearsal stage reads
+    data/ (found by the first rehearsal: data.dvc was 'not in cache' there)."""
+    from amcf.rehearsal.run import copy_checkout
+
+    src = tmp_path / "src"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    (src / "profiles").mkdir(parents=True)
+    shutil.copy(REHEARSAL, src / "profiles" / "rehearsal.yaml")
+    (src / "data").mkdir()
+    (src / "data" / "raw.txt").write_text("pinned bytes\n")
+    (src / "new-file.txt").write_text("not committed yet\n")
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "add", "-q", "data"],
+                ["git", "add", "-A"]):
+        subprocess.run(cmd, cwd=src, check=True, env=env)
+    dest = tmp_path / "copy"
+    old_path = os.environ["PATH"]
+    os.environ["PATH"] = env["PATH"]
+    try:
+        copy_checkout(src, dest)
+    finally:
+        os.environ["PATH"] = old_path
+    assert (dest / "new-file.txt").read_text() == "not committed yet\n"
+    assert (dest / "params.yaml").read_text() == REHEARSAL.read_text()
+    status = subprocess.run(["dvc", "status", "--quiet"], cwd=dest, env=env)
+    assert status.returncode == 0
