@@ -12,7 +12,8 @@ AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
 export AMCF_DATA_MIRROR
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos cluster-check bench gpu-check
+.PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos \
+	cluster-check bench gpu-check timings paper-setup rehearsal
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -88,7 +89,6 @@ cluster-check: setup
 # its time in build/timings/ (uncommitted). This deliberate step writes their summary,
 # results/timings.csv, which the paper's cost columns read, and rebuilds report and paper;
 # commit what it changed.
-.PHONY: timings
 timings: setup
 	$(BIN)/amcf timings record --results results --timings build/timings
 	$(BIN)/dvc repro paper
@@ -102,3 +102,15 @@ bench: inputs
 
 gpu-check: setup
 	timeout 300 $(BIN)/python benchmarks/gpu_check.py --out build/gpu-check.json
+
+# --- the paper profile ------------------------------------------------------------------
+# What a fresh GPU machine needs before `dvc repro` of profiles/paper.yaml: the venv, and TeX
+# for the last stage (`paper` runs latexmk).
+paper-setup: setup tex
+
+# The paper profile end to end at toy size (profiles/rehearsal.yaml): miniature archives in
+# the official formats served from 127.0.0.1, stand-in hub weights, every stage, the PDF. It
+# runs in a copy of this checkout (build/rehearsal/repo), so dvc.lock and results/ here are
+# untouched; data/ is copied in because data.dvc pins it there too.
+rehearsal: setup tex data
+	$(BIN)/python -m amcf.rehearsal.run --out build/rehearsal

@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
         if only:
             p.add_argument("--only", nargs="+", metavar="NAME",
                            help="just these datasets (default: the whole profile)")
-        p.add_argument("--data-dir", default="data", help="raw inputs (default: data)")
+        p.add_argument("--data-dir", default=None,
+                       help="raw inputs (default: data, or downloads for --profile paper)")
 
     fetch = cmds.add_parser("fetch", help="fetch raw inputs into data/, verified")
     common(fetch)
@@ -135,7 +136,8 @@ def run_data(args: argparse.Namespace) -> int:
         own = [e for e in entries if not wanted or e.name in wanted]
         registered = [n for n in (args.only or []) if n not in {e.name for e in entries}]
         if registered or not args.only:
-            commands.prepare(args.profile, registered or None, args.data_dir, args.out)
+            commands.prepare(args.profile, registered or None,
+                             args.data_dir or commands.DATA_DIRS[args.profile], args.out)
         for entry in own:
             print(f"prepared {entry.name} -> {prepare_folder(entry, args.out)}")
     return 0

@@ -155,7 +155,9 @@ def _train(setting: Setting, key: str, seed: int, models: list[nn.Module],
     config = setting.train.model_copy(update={"seed": seed})
     work = _work_dir(setting.work_dir / setting.splits.name, key, seed, config, setting.splits,
                      models, objective)
-    return fit(models, setting.splits, config, objective, out_dir=work)
+    # a finished run keeps what resuming and the report read, not its weights (a ResNet-50
+    # pair's checkpoint is 0.2-0.4 GB, and a paper target has about 45 runs)
+    return fit(models, setting.splits, config, objective, out_dir=work, keep_checkpoint=False)
 
 
 def _publish_files(setting: Setting, out: Path, result: TrainResult, metrics: dict[str, Any],

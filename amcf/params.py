@@ -43,6 +43,9 @@ class DatasetEntry(_Strict):
     """A registered dataset (``{}``) or a folder of your own images (``{folder: {...}}``)."""
 
     folder: dict[str, Any] | None = None
+    # --- rehearsal branch: what prepare@ depends on, and the files-mode image size ---
+    raw: str  # the folder of its raw inputs (amcf.data.raw)
+    image_size: int | None = Field(None, ge=8)  # files mode: the crop (None: the paper's 224)
 
 
 class PretrainEntry(_Strict):
@@ -88,7 +91,8 @@ class ReportSection(_Strict):
 class Params(_Strict):
     """One profile of the pipeline (the whole of ``params.yaml``)."""
 
-    profile: Literal["embedded", "paper"]
+    profile: Literal["embedded", "paper", "rehearsal"]
+    data_dir: str = "data"  # where `amcf data fetch` put the raw inputs
     datasets: dict[str, DatasetEntry] = Field(min_length=1)
     pretrain: dict[str, PretrainEntry] = {}
     targets: dict[str, dict[str, Any]] = Field(min_length=1)
@@ -104,6 +108,7 @@ class Params(_Strict):
     def _consistent(self) -> Params:
         from amcf.data.errors import DataError
         from amcf.data.folder import FolderDataset
+        from amcf.data.raw import check_raw
         from amcf.data.registry import get_info
         from amcf.models import SourceSpec
 
@@ -114,9 +119,13 @@ class Params(_Strict):
                 if not folder.path.is_dir():
                     raise ValueError(f"datasets.{name}.folder.path: {folder.path} is not a "
                                      "folder; point it at a folder of class subfolders")
-                continue
+            else:
+                try:
+                    get_info(name)  # an unknown name raises, naming the closest registered
+                except DataError as err:
+                    raise ValueError(str(err)) from None
             try:
-                get_info(name)  # an unknown name raises, naming the closest registered ones
+                check_raw(name, entry.raw, self.data_dir, entry.folder)
             except DataError as err:
                 raise ValueError(str(err)) from None
         needed = {**{t: "targets" for t in self.targets},

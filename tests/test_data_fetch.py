@@ -143,3 +143,54 @@ def test_unknown_dataset_suggests_close_names(capsys):
         get_info("omniglot-smal")
     assert main(["data", "fetch", "--only", "mnst"]) == 2
     assert "Did you mean 'mnist'" in capsys.readouterr().err
+
+
+def test_first_download_without_a_sha256_pins_it_and_later_fetches_check_it(tmp_path, site):
+    from amcf.data.pins import read_pins
+
+    data = tmp_path / "downloads"
+    rf = RemoteFile("blob.bin", ("unused",), None)
+    with serve(site) as url:
+        rf.fetch(FetchContext(data, base_url=url))
+    pins = read_pins(tmp_path / "downloads.lock")
+    assert pins == {"blob.bin": sha256(site / "blob.bin")}
+    assert check_inputs([rf], data, "x") == {"blob.bin": "sha256:" + pins["blob.bin"]}
+    (data / "blob.bin").unlink()
+    (site / "blob.bin").write_bytes(b"another release")
+    with serve(site) as url, pytest.raises(DataError, match="checksum mismatch"):
+        rf.fetch(FetchContext(data, base_url=url))
+    assert not (data / "blob.bin").exists()
+
+
+def test_an_md5_only_file_is_pinned_by_sha256_after_its_md5_passed(tmp_path, site):
+    from amcf.data.pins import read_pins
+
+    md5 = hashlib.md5((site / "blob.bin").read_bytes()).hexdigest()
+    with serve(site) as url:
+        RemoteFile("blob.bin", (f"{url}/blob.bin",), f"md5:{md5}").fetch(
+            FetchContext(tmp_path / "data"))
+    assert read_pins(tmp_path / "data.lock") == {"blob.bin": sha256(site / "blob.bin")}
+
+
+def test_prepare_refuses_a_file_that_is_neither_published_nor_pinned(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x/blob.bin").write_bytes(b"who knows")
+    with pytest.raises(DataError, match="no published hash and no sha256 pin"):
+        check_inputs([RemoteFile("x/blob.bin", ("unused",), None)], tmp_path, "x")
+
+
+def test_paper_fetch_prints_the_disk_it_needs_before_downloading(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from amcf.data import commands
+
+    printed = []
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**12, 0, 10**9))
+    monkeypatch.setenv("AMCF_DATA_URL", closed_port_url())
+    with pytest.raises(DataError, match=r"1.0 GB free, but the download needs about 7.9 GB"):
+        commands.fetch("paper", data_dir=tmp_path / "downloads", log=printed.append)
+    assert len(printed) == 1 and "about 7.9 GB of archives" in printed[0]
+    assert "in all" in printed[0] and "1.0 GB free" in printed[0]
+    assert not any((tmp_path / "downloads").iterdir())

@@ -130,3 +130,13 @@ def test_search_writes_its_result_and_metric_and_resumes_from_its_state(digits, 
     again = run_search(digits, sources, pso, fitness, 0.2, tmp_path / "out", tmp_path / "work")
     assert again.best == result.best and (tmp_path / "out/search.json").read_bytes() == before
     assert len(list((tmp_path / "work/digits/amls").iterdir())) == 1
+
+
+def test_a_finished_run_keeps_its_numbers_not_its_weights(digits, sources, tmp_path):
+    setting = _setting(digits, sources, tmp_path)
+    out = run_amcf(setting, 0)
+    work = list((tmp_path / "work").rglob("metrics.json"))
+    assert len(work) == 1 and not (work[0].parent / "checkpoint.pt").exists()
+    first = (out / "metrics.json").read_text()
+    (out / "metrics.json").unlink()
+    assert (run_amcf(setting, 0) / "metrics.json").read_text() == first  # reused, not retrained

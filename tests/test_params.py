@@ -14,7 +14,8 @@ import yaml
 from amcf.params import ParamsError, check, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = {"embedded": ROOT / "params.yaml", "paper": ROOT / "profiles" / "paper.yaml"}
+PROFILES = {"embedded": ROOT / "params.yaml", "paper": ROOT / "profiles" / "paper.yaml",
+            "rehearsal": ROOT / "profiles" / "rehearsal.yaml"}
 
 
 def _keys(tree, depth=2, prefix=""):
@@ -30,12 +31,15 @@ def test_profile_validates(name):
     assert params.profile == name
 
 
-def test_profiles_share_the_structure_dvc_yaml_reads():
-    embedded, paper = (yaml.safe_load(p.read_text()) for p in PROFILES.values())
+@pytest.mark.parametrize("other", ["paper", "rehearsal"])
+def test_profiles_share_the_structure_dvc_yaml_reads(other):
+    embedded, paper = (yaml.safe_load(PROFILES[p].read_text()) for p in ("embedded", other))
     fixed = ("amcf", "search", "final", "baselines", "ablations", "report")
     for section in fixed:
         assert _keys(embedded[section], 1) == _keys(paper[section], 1), section
     assert set(embedded) == set(paper)
+    for tree in (embedded, paper):  # each prepare@ stage depends on its dataset's `raw`
+        assert all("raw" in entry for entry in tree["datasets"].values())
 
 
 def test_paper_profile_keeps_the_papers_numbers():
@@ -71,6 +75,12 @@ def _broken(tmp_path, edit) -> Path:
     (lambda t: t["search"]["pso"].update({"particles": 0}), "search.pso.particles"),
     (lambda t: t["amcf"]["sources"]["mnist"].update({"arch": "resnet5O"}), "resnet5O"),
     (lambda t: t["report"].update({"featured_target": "mnist"}), "featured_target"),
+    (lambda t: t["datasets"]["mnist"].update({"raw": "data/animals"}),
+     r"datasets.mnist.raw .*Fix: set raw: data/mnist"),
+    (lambda t: t["datasets"]["openmoji"].update({"raw": "data/openmoji"}),
+     r"data/emoji/emoji.json.*Fix: set raw: data\b"),
+    (lambda t: t["datasets"].update({"mine": {"folder": {"path": "x/y"}, "raw": "x"}}),
+     "Fix: set raw: x/y"),
 ])
 def test_bad_values_are_named(tmp_path, edit, message):
     with pytest.raises((ParamsError, ValueError), match=message):

@@ -347,3 +347,18 @@ def test_a_run_finished_before_timings_moved_out_is_reused_without_them(digits, 
     again = fit(_models(make_cnn), digits, config, out_dir=tmp_path)
     assert again.cached and again.metrics == first.metrics
     assert again.timing["epoch_seconds"] == first.timing["epoch_seconds"]  # from the checkpoint
+
+
+def test_a_pruned_finished_run_keeps_what_resuming_and_the_report_read(digits, make_cnn,
+                                                                      tmp_path):
+    config = TrainConfig(**FAST)
+    first = fit(_models(make_cnn), digits, config, out_dir=tmp_path, keep_checkpoint=False)
+    assert not (tmp_path / "checkpoint.pt").exists()
+    assert {p.name for p in tmp_path.iterdir()} >= {"metrics.json", "history.csv",
+                                                    "test_predictions.csv"}
+    again = fit(_models(make_cnn), digits, config, out_dir=tmp_path, keep_checkpoint=False)
+    assert again.cached and again.metrics == first.metrics
+    assert _strip_time(again.history) == _strip_time(first.history)
+    kept = fit(_models(make_cnn), digits, config, out_dir=tmp_path / "kept")
+    assert (tmp_path / "kept" / "checkpoint.pt").is_file()  # the default keeps it
+    assert kept.metrics["val_acc"] == first.metrics["val_acc"]

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 from amcf.data.cards import per_class_counts, render_card
-from amcf.data.fetch import FetchContext, check_inputs, fetch_all, resolve_mirror
+from amcf.data.errors import DataError
+from amcf.data.fetch import (
+    FetchContext,
+    RemoteFile,
+    check_inputs,
+    fetch_all,
+    resolve_base_url,
+    resolve_mirror,
+)
 from amcf.data.prepared import Prepared, write_prepared
 from amcf.data.registry import DatasetInfo, Profile, get_info, names
+
+# Where each profile's raw inputs live. The embedded default's are tracked by data.dvc; the
+# paper's archives (about 8 GB) stay out of it, so that DVC never copies them into its cache,
+# and are pinned by downloads.lock instead (amcf.data.pins).
+DATA_DIRS: dict[str, str] = {"embedded": "data", "paper": "downloads"}
+# checkpoints of the runs in progress, the CIFAR-100 source and the pruned finished runs
+WORK_BYTES = {"embedded": 200_000_000, "paper": 3_000_000_000}
 
 
 def _assets():
@@ -28,16 +44,50 @@ def select(profile: Profile, only: list[str] | None) -> list[str]:
     return names(profile) + [a for a, p in asset_profile.items() if p == profile]
 
 
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def disk_plan(files: list, ctx: FetchContext, profile: str) -> dict[str, int]:
+    """Bytes the selection needs: archives (and what of them is still to download), what
+    preparing them extracts, and room for checkpoints; sizes are the registry's estimates."""
+    remote = [f for f in files if isinstance(f, RemoteFile)]
+    sized = [f for f in remote if f.size is not None]
+    missing = [f for f in sized if not ctx.dest(f.path).is_file()]
+    unpacked = sum({f.path: f.unpacked for f in sized}.values())
+    archives = sum({f.path: f.size for f in sized}.values())
+    plan = {"archives": archives, "download": sum({f.path: f.size for f in missing}.values()),
+            "unpacked": unpacked, "work": WORK_BYTES.get(profile, 0),
+            "unsized": len(remote) - len(sized)}
+    plan["total"] = plan["archives"] + plan["unpacked"] + plan["work"]
+    return plan
+
+
 def fetch(profile: Profile = "embedded", only: list[str] | None = None,
-          data_dir: str | Path = "data", mirror: str | Path | None = None,
+          data_dir: str | Path | None = None, mirror: str | Path | None = None,
           log=print) -> dict[str, list[Path]]:
-    """Fetch every raw input of the selected datasets into ``data_dir``."""
-    ctx = FetchContext(Path(data_dir), resolve_mirror(mirror))
+    """Fetch every raw input of the selected datasets into ``data_dir`` (default: the
+    profile's, see DATA_DIRS), after printing the disk they need."""
+    data_dir = Path(data_dir if data_dir is not None else DATA_DIRS[profile])
+    ctx = FetchContext(data_dir, resolve_mirror(mirror), resolve_base_url())
     assets, _ = _assets()
+    selected = {name: assets[name] if name in assets else get_info(name).files
+                for name in select(profile, only)}
+    plan = disk_plan([f for files in selected.values() for f in files], ctx, profile)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(data_dir).free
+    log(f"disk: about {_gb(plan['archives'])} of archives in {data_dir}/ "
+        f"({_gb(plan['download'])} still to fetch), {_gb(plan['unpacked'])} extracted into "
+        f"build/data by prepare, {_gb(plan['work'])} for checkpoints: about "
+        f"{_gb(plan['total'])} in all; {_gb(free)} free"
+        + (f" ({plan['unsized']} small files not counted)" if plan["unsized"] else ""))
+    if plan["download"] > free:
+        raise DataError(f"{data_dir} has {_gb(free)} free, but the download needs about "
+                        f"{_gb(plan['download'])}. Fix: free some space, or pass --data-dir "
+                        "on a larger disk.")
     out = {}
-    for name in select(profile, only):
+    for name, files in selected.items():
         start = time.perf_counter()
-        files = assets[name] if name in assets else get_info(name).files
         out[name] = fetch_all(files, ctx)
         log(f"fetched {name}: {len(out[name])} file(s) in {time.perf_counter() - start:.1f} s")
     return out
@@ -49,12 +99,26 @@ def describe(info: DatasetInfo) -> dict:
             "reasoning": info.reasoning, "seed": info.extra.get("seed", 0)}
 
 
-def prepare_dataset(info: DatasetInfo, data_dir: str | Path, out_root: str | Path) -> Path:
+PAPER_IMAGE_SIZE = 224
+
+
+def paper_sizes(image_size: int | None) -> dict[str, int]:
+    """The crop and the resize before it, in the paper's ratio (224 after 256)."""
+    size = PAPER_IMAGE_SIZE if image_size is None else int(image_size)
+    return {"image_size": size, "resize": round(size * 256 / PAPER_IMAGE_SIZE)}
+
+
+def prepare_dataset(info: DatasetInfo, data_dir: str | Path, out_root: str | Path,
+                    image_size: int | None = None) -> Path:
     """Prepare one registered dataset into ``out_root/<name>/``: check its raw inputs, decode
     and split them (the registry entry's own ``prepare``), and write the prepared dataset."""
     data_dir, out_dir = Path(data_dir), Path(out_root) / info.name
     inputs = check_inputs(info.files, data_dir, info.name)
     prep = info.prepare(data_dir, out_dir).used()
+    if prep.transform == "paper":
+        # the crop the models see (files mode, the paper's transforms), recorded in info.json
+        # for amcf.data.prepared.load_splits; None keeps the paper's 224
+        prep.meta.update(paper_sizes(image_size))
     # nothing time-dependent goes in: the prepared files are DVC outputs that the training
     # stages depend on, and must be byte-identical when the inputs are
     meta = {**describe(info), "inputs": inputs}
@@ -74,7 +138,7 @@ def _counts(prep: Prepared) -> dict[str, int]:
 
 def prepare(profile: Profile = "embedded", only: list[str] | None = None,
             data_dir: str | Path = "data", out: str | Path = "build/data",
-            log=print) -> dict[str, Path]:
+            log=print, image_size: int | None = None) -> dict[str, Path]:
     """Prepare the selected registered datasets into ``out/<name>/``."""
     assets, _ = _assets()
     done = {}
@@ -82,7 +146,7 @@ def prepare(profile: Profile = "embedded", only: list[str] | None = None,
         if name in assets:
             continue
         start = time.perf_counter()
-        done[name] = prepare_dataset(get_info(name), data_dir, out)
+        done[name] = prepare_dataset(get_info(name), data_dir, out, image_size)
         log(f"prepared {name} -> {done[name]} in {time.perf_counter() - start:.1f} s")
     return done
 

@@ -10,6 +10,10 @@ path (the same path is looked up in a mirror directory first):
 
 Every file is checked against its pinned hash before it takes its final name, so a failed or
 interrupted fetch never leaves a partial or wrong file behind (:func:`amcf.io.atomic_path`).
+A remote file without a published sha256 is pinned by its first verified download
+(:mod:`amcf.data.pins`). ``$AMCF_DATA_URL`` replaces the official hosts by one base URL
+(``<base>/<path under data/>``): the rehearsal serves miniature archives this way, through
+this same code, with pins of their own.
 """
 
 from __future__ import annotations
@@ -29,20 +33,30 @@ from pathlib import Path
 import pooch
 
 from amcf.data.errors import DataError
+from amcf.data.pins import add_pin, pins_path, read_pins
 from amcf.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 MIRROR_ENV = "AMCF_DATA_MIRROR"
+URL_ENV = "AMCF_DATA_URL"
 
 
 @dataclass(frozen=True)
 class FetchContext:
+    """Where files go, where a local copy may be, and where remote files come from
+    (``base_url``: one server in place of the official URLs, e.g. the rehearsal's)."""
+
     data_dir: Path
     mirror: Path | None = None
+    base_url: str | None = None
 
     def dest(self, rel: str) -> Path:
         return self.data_dir / rel
+
+    @property
+    def pins(self) -> Path:
+        return pins_path(self.data_dir)
 
     def mirror_file(self, rel: str) -> Path | None:
         if self.mirror is None:
@@ -63,6 +77,11 @@ def resolve_mirror(arg: str | os.PathLike | None) -> Path | None:
                         "folder laid out like data/ (e.g. ../shared/data), or unset it to "
                         "download from the official URLs.")
     return path.resolve()
+
+
+def resolve_base_url() -> str | None:
+    """``$AMCF_DATA_URL`` without a trailing slash (None when unset)."""
+    return (os.environ.get(URL_ENV) or "").rstrip("/") or None
 
 
 # ---------------------------------------------------------------------------------- hashes
@@ -120,28 +139,55 @@ class RemoteFile:
     path: str
     urls: tuple[str, ...]
     known_hash: str | None
+    # approximate bytes, for the disk plan printed before a download: the file, and what
+    # preparing it adds under build/data (its extracted images; 0 when read in place)
+    size: int | None = None
+    unpacked: int = 0
 
     def outputs(self) -> list[tuple[str, str | None]]:
         return [(self.path, self.known_hash)]
 
+    def expected_hash(self, pins: dict[str, str], base_url: str | None) -> str | None:
+        """The hash the bytes must have: the sha256 pin where there is one, else the
+        published hash (which says nothing about another server's files)."""
+        if self.path in pins:
+            return "sha256:" + pins[self.path]
+        return None if base_url else self.known_hash
+
     def fetch(self, ctx: FetchContext) -> list[Path]:
         dest = ctx.dest(self.path)
-        if _up_to_date(dest, self.known_hash):
+        expected = self.expected_hash(read_pins(ctx.pins), ctx.base_url)
+        if _up_to_date(dest, expected):
+            self._pin(ctx, dest, expected)
             return [dest]
         mirrored = ctx.mirror_file(self.path)
         if mirrored is not None:
             fix = (f"replace {mirrored} with the official file from {self.urls[0]}, or remove "
                    "it to download instead")
-            return [_copy_verified(mirrored, dest, self.known_hash, what=str(mirrored), fix=fix)]
-        return [self._download(ctx, dest)]
+            got = _copy_verified(mirrored, dest, expected, what=str(mirrored), fix=fix)
+        else:
+            got = self._download(ctx, dest, expected)
+        self._pin(ctx, got, expected)
+        return [got]
 
-    def _download(self, ctx: FetchContext, dest: Path) -> Path:
+    def _pin(self, ctx: FetchContext, got: Path, expected: str | None) -> None:
+        """Record the sha256 of a file that passed every published check but has no
+        sha256 pin yet (no published hash, or only an md5)."""
+        if expected is not None and _split_hash(expected)[0] == "sha256":
+            return
+        sha = file_hash(got)
+        add_pin(ctx.pins, self.path, sha)
+        log.warning("pinned %s: sha256 %s in %s (commit that file: later fetches check it)",
+                    self.path, sha, ctx.pins)
+
+    def _download(self, ctx: FetchContext, dest: Path, expected: str | None) -> Path:
         errors = []
-        for url in self.urls:
+        urls = (f"{ctx.base_url}/{self.path}",) if ctx.base_url else self.urls
+        for url in urls:
             try:
                 # pooch downloads to a temporary file beside dest and renames it only after
                 # the hash matched: no partial file survives a failure.
-                got = pooch.retrieve(url, known_hash=self.known_hash, fname=dest.name,
+                got = pooch.retrieve(url, known_hash=expected, fname=dest.name,
                                      path=dest.parent, progressbar=False)
                 return Path(got)
             except ValueError as exc:  # pooch: hash mismatch
@@ -155,7 +201,7 @@ class RemoteFile:
         raise DataError(f"cannot fetch {self.path}: {where}, and the download failed:\n  "
                         + "\n  ".join(errors)
                         + f"\nFix: connect to the internet, or put the file at "
-                        f"<mirror>/{self.path} (expected hash {self.known_hash}) and pass "
+                        f"<mirror>/{self.path} (expected hash {expected}) and pass "
                         f"--mirror <mirror>.")
 
 
@@ -273,10 +319,11 @@ def fetch_all(fetchables: Iterable, ctx: FetchContext) -> list[Path]:
 def check_inputs(fetchables: Iterable, data_dir: Path, dataset: str) -> dict[str, str]:
     """Verify that every raw input of a dataset is in ``data_dir`` with its pinned hash.
 
-    Returns {relative path: hash} for the dataset card and info.json (sha256, computed where
-    no hash is pinned). Raises before any decoding when a file is missing or differs.
+    Returns {relative path: hash} for the dataset card and info.json. Raises before any
+    decoding when a file is missing, differs, or has neither a published hash nor a pin.
     """
     record: dict[str, str] = {}
+    pins = read_pins(pins_path(data_dir))
     for item in fetchables:
         if hasattr(item, "check"):
             record.update(item.check(data_dir))
@@ -286,7 +333,13 @@ def check_inputs(fetchables: Iterable, data_dir: Path, dataset: str) -> dict[str
             if not path.is_file():
                 raise DataError(f"{dataset}: raw input {path} is missing. Fix: run `amcf data "
                                 f"fetch --only {dataset}` (with --mirror DIR when offline).")
+            if isinstance(item, RemoteFile):
+                known = item.expected_hash(pins, resolve_base_url())
+            if known is None:
+                raise DataError(f"{dataset}: {path} has no published hash and no sha256 pin in "
+                                f"{pins_path(data_dir)}. Fix: delete it and run `amcf data "
+                                f"fetch --only {dataset}`, which pins the verified download.")
             check_hash(path, known, what=str(path),
                        fix=f"delete it and run `amcf data fetch --only {dataset}`")
-            record[rel] = known if known is not None else "sha256:" + file_hash(path)
+            record[rel] = known
     return record

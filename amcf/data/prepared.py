@@ -136,8 +136,8 @@ def load_splits(
     prepared_dir: str | Path,
     *,
     augment: BatchAugment | None | str = "default",
-    image_size: int = 224,
-    resize: int = 256,
+    image_size: int | None = None,
+    resize: int | None = None,
 ) -> Splits:
     """Train / val / test of a prepared dataset.
 
@@ -145,7 +145,8 @@ def load_splits(
     with ``augment`` on train only ("default" = ``BatchAugment(pad=2, flip=False)``, or the
     folder entry's own choice). Paper profile: file-based (or, for CIFAR-100, array-based)
     datasets with the paper's Resize(resize)+RandomResizedCrop(image_size)+flip recipe for
-    train and Resize(resize)+CenterCrop(image_size) for val/test, ImageNet-normalised.
+    train and Resize(resize)+CenterCrop(image_size) for val/test, ImageNet-normalised;
+    ``image_size``/``resize`` default to the sizes prepare recorded (224/256 for the paper).
     """
     d = dataset_dir(name, prepared_dir)
     info = read_json(d / "info.json")
@@ -157,6 +158,8 @@ def load_splits(
     parts = {s: torch.nonzero(codes == i).flatten() for i, s in enumerate(SPLITS)}
     if augment == "default":
         augment = _default_augment(info)
+    image_size = image_size or info.get("image_size", 224)
+    resize = resize or info.get("resize", 256)
     sets: dict[str, Any] = {}
     for s, idx in parts.items():
         if info["transform"] == "paper":

@@ -261,6 +261,7 @@ def fit(
     resume: bool = True,
     *,
     callback: EpochCallback | None = None,
+    keep_checkpoint: bool = True,
 ) -> TrainResult:
     """Train K models together on ``splits.train``; select the epoch by fused val accuracy.
 
@@ -273,6 +274,9 @@ def fit(
     same settings is returned as it is, and a checkpoint is continued; either one written
     with other settings or models is refused. On a resume the models passed in must be the
     freshly built ones, as for the first call (their starting weights are checked).
+    ``keep_checkpoint=False`` deletes checkpoint.pt once metrics.json is written: a finished
+    run is then reused from its metrics, history and predictions (what resuming and the
+    report need), without its weights.
     """
     config = _check_inputs(models, splits, config)
     objective = Objective() if objective is None else objective
@@ -332,6 +336,8 @@ def fit(
                                       run.test_labels)
         write_json(out_dir / TIMING, timing)
         write_json(out_dir / METRICS, metrics)
+        if not keep_checkpoint:
+            ckpt_path.unlink(missing_ok=True)
     return TrainResult(metrics, list(run.history), out_dir, resumed_from_epoch=start,
                        test_predictions=run.best_predictions, timing=timing,
                        breakdown=dict(run.breakdown))

@@ -45,6 +45,11 @@ class TwemojiFiles:
     version: str
     digest: str
 
+    @property
+    def folder(self) -> str:
+        """The folder under data/ that the PNGs are copied into."""
+        return PNG_DIR
+
     def _source_dir(self, ctx: FetchContext) -> Path:
         if ctx.mirror is not None and (ctx.mirror / PNG_DIR).is_dir():
             return ctx.mirror / PNG_DIR

@@ -16,7 +16,7 @@ from amcf.data.registry import DatasetInfo, register
 ARCHIVE = RemoteFile(
     "fgvc-aircraft/fgvc-aircraft-2013b.tar.gz",
     ("https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz",),
-    None)
+    None, size=2_753_340_328, unpacked=2_760_000_000)
 _DATA = "fgvc-aircraft-2013b/data"
 
 

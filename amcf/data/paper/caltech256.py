@@ -16,15 +16,15 @@ from amcf.data.splits import carve_val, stratified_split
 ARCHIVE = RemoteFile(
     "caltech256/256_ObjectCategories.tar",
     ("https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar",),
-    "md5:67b4f42ca05d46448c6bb8ecd2220f6d")
+    "md5:67b4f42ca05d46448c6bb8ecd2220f6d", size=1_183_006_720, unpacked=1_183_006_720)
 CLUTTER = "257.clutter"
 _TOP = "256_ObjectCategories"
 
 
 def make_prepare(train_per_class: int):
     def prepare(data_dir: Path, work_dir: Path) -> Prepared:
-        root = extract(data_dir / ARCHIVE.path, work_dir.parent / "caltech256-images",
-                       "caltech256")
+        name = f"caltech256-{train_per_class}"
+        root = extract(data_dir / ARCHIVE.path, work_dir.parent / "caltech256-images", name)
         folders = sorted(p.name for p in (root / _TOP).iterdir()
                          if p.is_dir() and p.name != CLUTTER)
         files, labels = [], []
@@ -33,7 +33,6 @@ def make_prepare(train_per_class: int):
                 files.append(f"{_TOP}/{folder}/{img.name}")
                 labels.append(label)
         labels = np.array(labels)
-        name = f"caltech256-{train_per_class}"
         official = stratified_split(labels, test=0, val=0, train=train_per_class, seed=SEED,
                                     classes=folders, dataset=name)
         official[official == ""] = "test"

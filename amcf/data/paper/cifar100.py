@@ -19,7 +19,7 @@ from amcf.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 # The published hash is an md5 (the dataset page, torchvision); no sha256 is published.
 ARCHIVE = RemoteFile("cifar100/cifar-100-python.tar.gz",
                      ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
-                     "md5:eb9058c3a382ffc7106e4002c42a8d85")
+                     "md5:eb9058c3a382ffc7106e4002c42a8d85", size=169_001_437)
 _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct")}
 
 

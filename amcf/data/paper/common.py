@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from PIL import Image, UnidentifiedImageError
 
 from amcf.data.errors import DataError
@@ -33,26 +34,36 @@ def extract(archive: Path, dest: Path, dataset: str,
 
     The files land in a temporary folder beside ``dest`` that is renamed when extraction is
     complete, so an interrupted run leaves no half-extracted tree for the next run to trust.
+    Two processes may ask for the same ``dest`` at once (caltech256-30 and -60 share one
+    extraction): a lock beside ``dest`` lets one extract while the other waits and then uses
+    the finished folder.
     """
     if dest.is_dir():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                names = [n for n in zf.namelist() if members is None or members(n)]
-                zf.extractall(tmp, names)
-        else:
-            with tarfile.open(archive, "r:*") as tf:
-                picked = [m for m in tf if members is None or members(m.name)]
-                tf.extractall(tmp, picked, filter="data")
-        tmp.rename(dest)
-    except _ARCHIVE_ERRORS as exc:
-        raise _corrupt(archive, exc, dataset) from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with FileLock(dest.parent / f".{dest.name}.lock"):
+        if dest.is_dir():  # extracted by the process that held the lock before us
+            return dest
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            try:
+                _extract_all(archive, tmp, members)
+            except _ARCHIVE_ERRORS as exc:
+                raise _corrupt(archive, exc, dataset) from exc
+            tmp.rename(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _extract_all(archive: Path, into: Path, members: Callable[[str], bool] | None) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(into, [n for n in zf.namelist() if members is None or members(n)])
+    else:
+        with tarfile.open(archive, "r:*") as tf:
+            picked = [m for m in tf if members is None or members(m.name)]
+            tf.extractall(into, picked, filter="data")
 
 
 def read_member(archive: Path, name: str, dataset: str) -> bytes:

@@ -23,10 +23,12 @@ from amcf.io import atomic_path
 _URL = "http://www.robots.ox.ac.uk/~vgg/share/"
 # sha256 as published in TensorFlow Datasets' checksums for visual_domain_decathlon.
 DATA = RemoteFile("decathlon/decathlon-1.0-data.tar.gz", (_URL + "decathlon-1.0-data.tar.gz",),
-                  "8eca928bda025d855c91a78db45b3b18bc322efd7b1462a041e62c27b3c83c25")
+                  "8eca928bda025d855c91a78db45b3b18bc322efd7b1462a041e62c27b3c83c25",
+                  size=410_000_000, unpacked=200_000_000)
 DEVKIT = RemoteFile("decathlon/decathlon-1.0-devkit.tar.gz",
                     (_URL + "decathlon-1.0-devkit.tar.gz",),
-                    "f86d9e128678434ff2a3a374f00eb3e2ec2267e15e53ddae5f19ff19378b5ff7")
+                    "f86d9e128678434ff2a3a374f00eb3e2ec2267e15e53ddae5f19ff19378b5ff7",
+                    size=30_000_000)
 
 
 def _annotations(devkit: Path, task: str, part: str, dataset: str) -> dict:

@@ -15,7 +15,7 @@ from amcf.data.splits import carve_val
 # No hash has been published for these files: known_hash None (sha256 logged on download).
 ARCHIVE = RemoteFile("mit-indoor67/indoorCVPR_09.tar",
                      ("http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar",),
-                     None)
+                     None, size=2_590_000_000, unpacked=2_590_000_000)
 TRAIN_LIST = RemoteFile("mit-indoor67/TrainImages.txt",
                         ("http://web.mit.edu/torralba/www/TrainImages.txt",), None)
 TEST_LIST = RemoteFile("mit-indoor67/TestImages.txt",

@@ -16,9 +16,11 @@ from amcf.data.splits import carve_val
 _URL = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
 # Published hashes are md5 (as used by several loaders); no sha256 is published.
 IMAGES = RemoteFile("stanford-dogs/images.tar", (_URL + "images.tar",),
-                    "md5:1bb1f2a596ae7057f99d7d75860002ef")
+                    "md5:1bb1f2a596ae7057f99d7d75860002ef", size=793_579_520,
+                    unpacked=793_579_520)
 LISTS = RemoteFile("stanford-dogs/lists.tar", (_URL + "lists.tar",),
-                   "md5:edbb9f16854ec66506b5f09b583e0656")
+                   "md5:edbb9f16854ec66506b5f09b583e0656", size=481_280,
+                   unpacked=481_280)
 
 
 def _read_mat(path: Path) -> tuple[list[str], np.ndarray]:
