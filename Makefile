@@ -11,6 +11,8 @@ export DVC_NO_ANALYTICS := 1
 AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
 export AMCF_DATA_MIRROR
 PYTEST_WORKERS ?= 2
+# the active profile (params.yaml's `profile:`); its results live in results/$(PROFILE)/
+PROFILE := $(shell sed -n 's/^profile: *//p' params.yaml)
 
 .PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos \
 	cluster-check bench gpu-check timings paper-setup rehearsal
@@ -87,10 +89,10 @@ cluster-check: setup
 
 # Wall times are no part of the results, so a rerun leaves `git status` clean: every run keeps
 # its time in build/timings/ (uncommitted). This deliberate step writes their summary,
-# results/timings.csv, which the paper's cost columns read, and rebuilds report and paper;
+# results/<profile>/timings.csv, which the paper's cost columns read, and rebuilds report and paper;
 # commit what it changed.
 timings: setup
-	$(BIN)/amcf timings record --results results --timings build/timings
+	$(BIN)/amcf timings record --results results/$(PROFILE) --timings build/timings
 	$(BIN)/dvc repro paper
 
 # ---- speed (issue 9): amcf against the authors' loop, side by side ----------------------
