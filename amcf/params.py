@@ -116,9 +116,6 @@ class Params(_Strict):
             if entry.folder is not None:
                 folder = _checked(f"datasets.{name}.folder", FolderDataset, name=name,
                                   kind="folder", **entry.folder)
-                if not folder.path.is_dir():
-                    raise ValueError(f"datasets.{name}.folder.path: {folder.path} is not a "
-                                     "folder; point it at a folder of class subfolders")
             else:
                 try:
                     get_info(name)  # an unknown name raises, naming the closest registered
@@ -128,6 +125,9 @@ class Params(_Strict):
                 check_raw(name, entry.raw, self.data_dir, entry.folder)
             except DataError as err:
                 raise ValueError(str(err)) from None
+            if entry.folder is not None and not folder.path.is_dir():
+                raise ValueError(f"datasets.{name}.folder.path: {folder.path} is not a "
+                                 "folder; point it at a folder of class subfolders")
         needed = {**{t: "targets" for t in self.targets},
                   **{e.dataset: f"pretrain.{s}.dataset" for s, e in self.pretrain.items()}}
         for name, where in needed.items():

@@ -109,7 +109,7 @@ def empty_lambda_list(tmp):
 
 
 def unknown_dataset(tmp):
-    _params(tmp, lambda t: t["datasets"].update({"omniglott": {"folder": None}}))
+    _params(tmp, lambda t: t["datasets"].update({"omniglott": {"folder": None, "raw": "data"}}))
 
 
 def unknown_architecture(tmp):
@@ -127,7 +127,8 @@ def weights_outside_the_deps(tmp):
 
 
 def missing_image_folder(tmp):
-    _params(tmp, lambda t: t["datasets"].update({"greek": {"folder": {"path": str(tmp / "no")}}}))
+    _params(tmp, lambda t: t["datasets"].update(
+        {"greek": {"folder": {"path": str(tmp / "no")}, "raw": str(tmp / "no")}}))
 
 
 def unknown_baseline(tmp):

@@ -63,7 +63,7 @@ def _stage_commands() -> dict[str, str]:
 def test_every_stage_passes_only_parameters_its_notebook_declares():
     commands = _stage_commands()
     notebook_stages = {a: c for a, c in commands.items() if c.startswith("amcf notebook ")}
-    assert len(notebook_stages) == len(commands) - 2  # all but the data fetch and LaTeX
+    assert len(notebook_stages) == len(commands) - 1  # all but LaTeX
     for address, cmd in notebook_stages.items():
         # dvc.lock folds long commands and loses one of two spaces at a fold, after which
         # the stage looks changed forever: an empty ${mapping} must not leave a double space

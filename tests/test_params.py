@@ -115,7 +115,7 @@ def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
                             capture_output=True, text=True, check=True).stdout.split()
     paper = load_params(PROFILES["paper"])
     expected = ({f"prepare@{d}" for d in paper.datasets}
-                | {"data", "pretrain@cifar100", "report", "paper"}
+                | {"pretrain@cifar100", "report", "paper"}
                 | {f"{kind}@{t}" for kind in ("search", "baselines", "ablations")
                    for t in paper.targets}
                 | {f"amcf@{t}-{s}" for t in paper.targets for s in paper.seeds})

@@ -87,23 +87,35 @@ def test_the_command_exits_non_zero_on_a_stale_lock(repo):
     assert "stale: build" in out.stdout and "dvc repro" in out.stdout
 
 
-def test_a_corrupt_raw_file_is_never_pinned(tmp_path, monkeypatch):
-    """The `data` stage verifies data/ against the registry's sha256: `dvc repro` with a
-    corrupted file fetches it again, and dvc.lock keeps pinning the verified bytes."""
+def test_a_corrupt_raw_file_stops_prepare_with_the_way_back_to_the_pin(tmp_path, monkeypatch):
+    """data.dvc pins data/; `dvc repro` over a corrupted raw file re-pins it before any stage
+    runs (DVC does so even for a frozen .dvc file), so the prepare stage must stop on the bad
+    checksum and say how to restore both the bytes and the committed pin."""
     (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  data:\n    cmd: amcf data fetch --only digits\n"
-        "    outs:\n      - data:\n          persist: true\n")
-    (tmp_path / ".gitignore").write_text("/data/\n")
+        "stages:\n  prepare:\n    cmd: amcf data prepare --only digits\n"
+        "    deps:\n      - data/digits\n    outs:\n      - build/data/digits\n")
+    (tmp_path / ".gitignore").write_text("/data/\n/build/\n")
     monkeypatch.delenv("AMCF_DATA_MIRROR", raising=False)  # digits comes from scikit-learn
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"],
                 ["git", "config", "user.name", "t"], ["dvc", "init", "-q"],
+                ["amcf", "data", "fetch", "--only", "digits"], ["dvc", "add", "-q", "data"],
                 ["dvc", "repro", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "1"]):
         _run(cmd, tmp_path)
     raw = tmp_path / "data" / "digits" / "digits.csv.gz"
     good = raw.read_bytes()
     raw.write_bytes(good[:-100])
-    _run(["dvc", "repro", "-q"], tmp_path)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1")
+    failed = subprocess.run(["dvc", "repro"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True)
+    assert failed.returncode != 0
+    assert "checksum mismatch" in failed.stdout + failed.stderr
+    assert "git checkout data.dvc" in failed.stdout + failed.stderr
+    # the way back the message names: the committed pin, then verified bytes
+    _run(["git", "checkout", "data.dvc"], tmp_path)
+    raw.unlink()
+    _run(["amcf", "data", "fetch", "--only", "digits"], tmp_path)
     assert raw.read_bytes() == good
     assert _run(["git", "status", "--porcelain"], tmp_path).stdout == ""
-    assert stale_stages(tmp_path) == {}
+    assert _run(["dvc", "status", "data.dvc"], tmp_path).stdout.strip().endswith("up to date.")

@@ -339,7 +339,12 @@ def check_inputs(fetchables: Iterable, data_dir: Path, dataset: str) -> dict[str
                 raise DataError(f"{dataset}: {path} has no published hash and no sha256 pin in "
                                 f"{pins_path(data_dir)}. Fix: delete it and run `amcf data "
                                 f"fetch --only {dataset}`, which pins the verified download.")
+            # `dvc repro` pins data.dvc to whatever bytes data/ holds before this stage runs,
+            # so the fix names the way back to the committed pin as well
             check_hash(path, known, what=str(path),
-                       fix=f"delete it and run `amcf data fetch --only {dataset}`")
+                       fix=f"delete it and run `amcf data fetch --only {dataset}`; if `dvc "
+                           "repro` re-pinned data.dvc to these bytes, `git checkout data.dvc` "
+                           "restores the committed pin (`make reproduce` fetches first, so it "
+                           "never does)")
             record[rel] = known
     return record
