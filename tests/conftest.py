@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from amcf.data.tensors import BatchAugment, Splits, TensorImageDataset
+from amcf.models import SourceSpec, build_model, save_checkpoint
 
 
 def _digits_splits() -> Splits:
@@ -67,3 +68,18 @@ def make_cnn():
         return SmallCNN(**kwargs)
 
     return build
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """Two tiny ResNet 'source models' (random weights, saved as amcf checkpoints)."""
+    root = tmp_path_factory.mktemp("sources")
+    specs = []
+    for i, name in enumerate(["a", "b"]):
+        torch.manual_seed(100 + i)
+        model = build_model(SourceSpec(name=name, arch="amcf_resnet_tiny", weights=None), 10,
+                            in_chans=1)
+        save_checkpoint(model, root / f"{name}.pt", arch="amcf_resnet_tiny", in_chans=1)
+        weights = str(root / f"{name}.pt")
+        specs.append(SourceSpec(name=name, arch="amcf_resnet_tiny", weights=weights))
+    return specs

@@ -14,12 +14,10 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-import torch
 
 ray = pytest.importorskip("ray")
 
 from amcf.experiments import Setting, run_ablations, run_amcf  # noqa: E402
-from amcf.models import SourceSpec, build_model, save_checkpoint  # noqa: E402
 from amcf.pipeline import cluster, fanout  # noqa: E402
 from amcf.pipeline.same_results import differences  # noqa: E402
 from amcf.search import pso_sync  # noqa: E402
@@ -127,21 +125,6 @@ def test_resources_by_stage_kind():
 
 
 # ---- fan-out inside a stage ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory):
-    """Two tiny ResNet 'source models' (random weights, saved as amcf checkpoints)."""
-    root = tmp_path_factory.mktemp("sources")
-    specs = []
-    for i, name in enumerate(["a", "b"]):
-        torch.manual_seed(100 + i)
-        model = build_model(SourceSpec(name=name, arch="amcf_resnet_tiny", weights=None), 10,
-                            in_chans=1)
-        save_checkpoint(model, root / f"{name}.pt", arch="amcf_resnet_tiny", in_chans=1)
-        weights = str(root / f"{name}.pt")
-        specs.append(SourceSpec(name=name, arch="amcf_resnet_tiny", weights=weights))
-    return specs
-
 
 def _setting(digits, sources, root: Path, epochs: int) -> Setting:
     return Setting(splits=digits, sources=sources, scheme=(3, 0),

@@ -16,24 +16,8 @@ from amcf.experiments import (
     run_finetune,
     run_search,
 )
-from amcf.models import SourceSpec, build_model, save_checkpoint
 from amcf.reporting import collect
 from amcf.train import TrainConfig
-
-
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory):
-    """Two tiny ResNet 'source models' (random weights, saved as amcf checkpoints)."""
-    root = tmp_path_factory.mktemp("sources")
-    specs = []
-    for i, name in enumerate(["a", "b"]):
-        torch.manual_seed(100 + i)
-        model = build_model(SourceSpec(name=name, arch="amcf_resnet_tiny", weights=None), 10,
-                            in_chans=1)
-        save_checkpoint(model, root / f"{name}.pt", arch="amcf_resnet_tiny", in_chans=1)
-        weights = str(root / f"{name}.pt")
-        specs.append(SourceSpec(name=name, arch="amcf_resnet_tiny", weights=weights))
-    return specs
 
 
 def _setting(digits, sources, tmp_path, **kw):
