@@ -38,7 +38,7 @@ def local_ray():
 # ---- stages --------------------------------------------------------------------------------
 
 def _toy_repo(root: Path) -> None:
-    """Two independent 'pretrain' stages that each take ~1 s, and one stage needing both."""
+    """Two independent 'pretrain' stages that each take ~3 s, and one stage needing both."""
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=env)
@@ -48,7 +48,7 @@ def _toy_repo(root: Path) -> None:
         "  pretrain:\n"
         "    foreach: ${pre}\n"
         "    do:\n"
-        "      cmd: mkdir -p out && date +%s.%N > out/${key}.start && sleep 1 && "
+        "      cmd: mkdir -p out && date +%s.%N > out/${key}.start && sleep 3 && "
         "echo $OMP_NUM_THREADS $RAY_ADDRESS > out/${key}.env && date +%s.%N > out/${key}.end\n"
         "      outs:\n"
         "        - out/${key}.start\n"
@@ -158,8 +158,13 @@ def test_a_sync_swarm_generation_on_ray_equals_the_sequential_one(local_ray):
     assert parallel.history == sequential.history and parallel.best == sequential.best
 
 
+def _parent(pid: int | str) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def _kill_when_trained(work: Path, epochs_done: int, seen: dict) -> None:
-    """SIGKILL the Ray worker running run_amcf once ``epochs_done`` epochs are checkpointed."""
+    """SIGKILL the Ray worker running run_amcf once ``epochs_done`` epochs are checkpointed
+    (a worker of this process's Ray: its parent is the raylet this process started)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         history = next(work.rglob("history.csv"), None)
@@ -168,9 +173,10 @@ def _kill_when_trained(work: Path, epochs_done: int, seen: dict) -> None:
             for pid in filter(str.isdigit, os.listdir("/proc")):
                 try:
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
+                    mine = _parent(_parent(pid)) == os.getpid()
+                except (OSError, ValueError, IndexError):
                     continue
-                if cmdline.startswith(b"ray::run_amcf"):  # a worker names its running task
+                if mine and cmdline.startswith(b"ray::run_amcf"):  # named after its task
                     os.kill(int(pid), signal.SIGKILL)
                     seen.update(pid=int(pid), rows=rows, finished=(history.parent /
                                                                    "metrics.json").exists())
