@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+from amcf.rehearsal.server import serving
 
 
-@contextmanager
-def serve(directory: Path, timeout_s: float = 60.0) -> Iterator[str]:
-    """Serve ``directory`` on 127.0.0.1 (a free port) in a thread; yields the base URL.
-
-    The server stops when the block exits, and by itself after ``timeout_s`` at the latest,
-    so a hung test cannot leave it running.
-    """
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    timer = threading.Timer(timeout_s, server.shutdown)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        timer.cancel()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def serve(directory: Path, timeout_s: float = 60.0):
+    """Serve ``directory`` on 127.0.0.1 (a free port) while the block runs; yields the base
+    URL. The rehearsal's server, which stops by itself after ``timeout_s`` at the latest."""
+    return serving(directory, timeout_s=timeout_s)
 
 
 def closed_port_url() -> str:

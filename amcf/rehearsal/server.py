@@ -16,18 +16,27 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serving(directory: Path) -> Iterator[str]:
+def serving(directory: Path, timeout_s: float | None = None) -> Iterator[str]:
     """Serve ``directory`` from a free port of 127.0.0.1 while the block runs; yields the
-    base URL. The server thread stops when the block exits, also on an error."""
+    base URL. The server thread stops when the block exits, also on an error, and, with
+    ``timeout_s``, by itself after that long at the latest (so a hung test cannot leave it
+    running)."""
     handler = functools.partial(_Handler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               daemon=True)
     thread.start()
+    timer = None
+    if timeout_s is not None:
+        timer = threading.Timer(timeout_s, server.shutdown)
+        timer.daemon = True
+        timer.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        if timer is not None:
+            timer.cancel()
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
