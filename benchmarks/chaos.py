@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
-import json
 import os
 import random
 import shutil
@@ -39,9 +36,10 @@ from pathlib import Path
 import psutil
 import yaml
 
+from amcf.pipeline.same_results import comparable_text
+
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("search", "amcf", "baselines", "ablations", "report")
-TIMING = ("time", "seconds")  # keys and columns holding wall-clock timings
 
 
 def _env() -> dict[str, str]:
@@ -114,32 +112,11 @@ def reset_state() -> None:
 
 
 # ---- what a stage produced, without timings ------------------------------------------------
-def _no_timing(obj):
-    if isinstance(obj, dict):
-        return {k: _no_timing(v) for k, v in obj.items() if not any(t in k for t in TIMING)}
-    if isinstance(obj, list):
-        return [_no_timing(v) for v in obj]
-    return obj
-
-
-def _csv_no_timing(text: str) -> list[dict]:
-    return [{k: v for k, v in row.items() if not any(t in k for t in TIMING)}
-            for row in csv.DictReader(io.StringIO(text))]
-
-
-def normalised(path: Path, text: str):
-    if path.suffix == ".json":
-        return _no_timing(json.loads(text))
-    if path.suffix == ".csv":
-        return _csv_no_timing(text)
-    return text
-
-
 def snapshot(root: Path) -> dict[str, object]:
     """Results and the paper's numbers, timings dropped (figures are not compared)."""
     files = [*root.glob("results/**/*"), *root.glob("paper/summary.json"),
              *root.glob("paper/generated/**/*.csv")]
-    return {str(p.relative_to(root)): normalised(p, p.read_text()) for p in sorted(files)
+    return {str(p.relative_to(root)): comparable_text(p) for p in sorted(files)
             if p.is_file() and p.suffix in (".json", ".csv", ".md")}
 
 
@@ -153,7 +130,7 @@ def committed_snapshot() -> dict[str, object]:
         if path.suffix in (".json", ".csv", ".md"):
             text = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=CLONE,
                                   capture_output=True, text=True, check=True).stdout
-            out[rel] = normalised(path, text)
+            out[rel] = comparable_text(path, text)
     return out
 
 

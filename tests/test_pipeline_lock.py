@@ -87,10 +87,10 @@ def test_the_command_exits_non_zero_on_a_stale_lock(repo):
     assert "stale: build" in out.stdout and "dvc repro" in out.stdout
 
 
-def test_a_corrupt_raw_file_stops_prepare_with_the_way_back_to_the_pin(tmp_path, monkeypatch):
+def test_a_corrupt_raw_file_stops_prepare_and_keeps_the_committed_pin(tmp_path, monkeypatch):
     """data.dvc pins data/; `dvc repro` over a corrupted raw file re-pins it before any stage
     runs (DVC does so even for a frozen .dvc file), so the prepare stage must stop on the bad
-    checksum and say how to restore both the bytes and the committed pin."""
+    checksum, put the committed pin back and say how to restore the bytes."""
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  prepare:\n    cmd: amcf data prepare --only digits\n"
         "    deps:\n      - data/digits\n    outs:\n      - build/data/digits\n")
@@ -110,10 +110,12 @@ def test_a_corrupt_raw_file_stops_prepare_with_the_way_back_to_the_pin(tmp_path,
     failed = subprocess.run(["dvc", "repro"], cwd=tmp_path, env=env, capture_output=True,
                             text=True)
     assert failed.returncode != 0
-    assert "checksum mismatch" in failed.stdout + failed.stderr
-    assert "git checkout data.dvc" in failed.stdout + failed.stderr
-    # the way back the message names: the committed pin, then verified bytes
-    _run(["git", "checkout", "data.dvc"], tmp_path)
+    message = failed.stdout + failed.stderr
+    assert "checksum mismatch" in message and "back to the committed pin" in message
+    assert _run(["git", "status", "--porcelain"], tmp_path).stdout == ""  # data.dvc as committed
+    assert "modified" in _run(["dvc", "status", "data.dvc"], tmp_path).stdout
+    # the way back the message names: verified bytes
+    assert "amcf data fetch --only digits" in message
     raw.unlink()
     _run(["amcf", "data", "fetch", "--only", "digits"], tmp_path)
     assert raw.read_bytes() == good

@@ -33,7 +33,7 @@ from pathlib import Path
 import pooch
 
 from amcf.data.errors import DataError
-from amcf.data.pins import add_pin, pins_path, read_pins
+from amcf.data.pins import add_pin, pins_path, read_pins, restore_dvc_pin
 from amcf.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -339,12 +339,13 @@ def check_inputs(fetchables: Iterable, data_dir: Path, dataset: str) -> dict[str
                 raise DataError(f"{dataset}: {path} has no published hash and no sha256 pin in "
                                 f"{pins_path(data_dir)}. Fix: delete it and run `amcf data "
                                 f"fetch --only {dataset}`, which pins the verified download.")
-            # `dvc repro` pins data.dvc to whatever bytes data/ holds before this stage runs,
-            # so the fix names the way back to the committed pin as well
-            check_hash(path, known, what=str(path),
-                       fix=f"delete it and run `amcf data fetch --only {dataset}`; if `dvc "
-                           "repro` re-pinned data.dvc to these bytes, `git checkout data.dvc` "
-                           "restores the committed pin (`make reproduce` fetches first, so it "
-                           "never does)")
+            try:
+                check_hash(path, known, what=str(path),
+                           fix=f"delete it and run `amcf data fetch --only {dataset}`")
+            except DataError as err:
+                restored = restore_dvc_pin(data_dir)
+                if restored is None:
+                    raise
+                raise DataError(f"{err} ({restored})") from None
             record[rel] = known
     return record

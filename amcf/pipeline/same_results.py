@@ -29,9 +29,10 @@ def _drop_timings(value: Any) -> Any:
     return value
 
 
-def comparable_text(path: Path) -> str:
-    """The file's text without its timings (JSON re-serialised as written, CSV re-joined)."""
-    text = path.read_text(encoding="utf-8")
+def comparable_text(path: Path, text: str | None = None) -> str:
+    """The file's text without its timings (JSON re-serialised as written, CSV re-joined);
+    ``text`` stands in for the file's content (e.g. a committed version from ``git show``)."""
+    text = path.read_text(encoding="utf-8") if text is None else text
     if path.suffix == ".json":
         return json.dumps(_drop_timings(json.loads(text)), indent=2)
     if path.suffix == ".csv":
