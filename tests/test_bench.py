@@ -198,3 +198,15 @@ def test_stage_costs_split_a_stage_into_overhead_and_training(tmp_path):
     assert out["outside_share"] == pytest.approx((6.0 + 4.0) / 20.0)
     os.utime(work / "run" / "metrics.json", (now - 1000, now - 1000))  # an older run: not ours
     assert stage_costs(nbs, work, measure=False)["kinds"]["amcf"]["training_s"] == 5.0
+
+
+@pytest.mark.parametrize("notebook", ["search", "amcf", "compare", "pretrain"])
+def test_every_training_notebook_has_a_cell_stage_costs_counts_as_training(notebook):
+    """Without a fit record (the search trains in memory), stage_costs finds the training in
+    the cells that call the trainer; a notebook whose call it does not know would count its
+    whole training as overhead."""
+    from amcf.stage_costs import TRAINER_CALLS
+
+    nb = json.loads((Path(__file__).parents[1] / "notebooks" / f"{notebook}.ipynb").read_text())
+    sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert any(call in src for src in sources for call in TRAINER_CALLS)

@@ -9,6 +9,7 @@ from amcf.io import write_json
 from amcf.reporting.collect import collect
 from amcf.reporting.stats import paired_comparison
 from amcf.reporting.tables import (
+    group_rows,
     group_summary,
     results_table,
     results_table_latex,
@@ -139,3 +140,14 @@ def test_group_summary_is_the_stage_metric_of_its_family(frame, tmp_path):
     assert json.loads(path.read_text()) == summary
     with pytest.raises(ValueError, match="group must be one of"):
         group_summary(frame, "digits", "baseline")
+
+
+def test_a_group_stage_sees_only_its_own_runs(frame):
+    """baselines@ and ablations@ write into one folder beside amcf@'s runs; what one stage
+    plots must not depend on whether the others happened to run before it."""
+    rows = group_rows(frame, "digits", "ablations")
+    assert set(rows.method) == {"amcf-lam0"}
+    assert set(frame[frame.target == "digits"].family) > {"ablation"}  # others were there
+    assert set(group_rows(frame, "digits", "baselines").family) == {"baseline"}
+    with pytest.raises(ValueError, match="group must be one of"):
+        group_rows(frame, "digits", "amcf")

@@ -115,13 +115,23 @@ def summary_table(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
     return pd.DataFrame(out)
 
 
+def group_rows(frame: pd.DataFrame, target: str, group: str) -> pd.DataFrame:
+    """The runs of one stage group (``baselines`` or ``ablations``) on ``target``.
+
+    A stage's tables and figures use only these: the other groups' results lie in the same
+    folder but are no dependency of the stage, so using them would let its outputs depend on
+    the order in which ``dvc repro`` happens to run the stages.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {sorted(GROUPS)}, got {group!r}")
+    return frame[(frame["target"] == target) & (frame["family"] == GROUPS[group])]
+
+
 def group_summary(frame: pd.DataFrame, target: str, group: str) -> dict[str, dict]:
     """The headline numbers of one stage group (``baselines`` or ``ablations``) on ``target``,
     per method of its family: mean test accuracy over seeds, the seeds, their spread (None
     for one seed), the mean best-over-epochs accuracy and the model-epochs."""
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {sorted(GROUPS)}, got {group!r}")
-    rows = frame[(frame["target"] == target) & (frame["family"] == GROUPS[group])]
+    rows = group_rows(frame, target, group)
     summary = {}
     for method, runs in rows.groupby("method"):
         acc = mean_std(runs["test_acc"])
