@@ -39,7 +39,7 @@ from torch import nn
 from amcf import timings
 from amcf.data import Splits
 from amcf.io import copy_file, write_json
-from amcf.methods import ABLATION_RUNS, BASELINE_RUNS
+from amcf.methods import ABLATION_RUNS, BASELINE_RUNS, is_decisive
 from amcf.models import SourceSpec, build_model
 from amcf.objective import Objective
 from amcf.pipeline.fanout import run_all
@@ -57,6 +57,9 @@ class Setting:
     sources: list[SourceSpec]
     scheme: tuple[int, ...]
     train: TrainConfig
+    # one scheme per search seed; training seed s uses schemes[s % len(schemes)], so that the
+    # spread over seeds includes the search's own variance (empty: ``scheme`` for every seed)
+    schemes: tuple[tuple[int, ...], ...] = ()
     lam: float = 0.2
     freeze_bn_stats: bool = False
     results_dir: Path = Path("results")
@@ -66,13 +69,19 @@ class Setting:
     timings_dir: Path | None = None  # None: beside work_dir (amcf.timings.default_timings_dir)
 
     def __post_init__(self) -> None:
-        if len(self.scheme) != len(self.sources):
-            raise ValueError(f"the layer scheme {self.scheme} needs one entry per source "
-                             f"({len(self.sources)} sources)")
+        self.schemes = tuple(tuple(int(k) for k in sch) for sch in self.schemes)
+        for sch in (self.scheme, *self.schemes):
+            if len(sch) != len(self.sources):
+                raise ValueError(f"the layer scheme {sch} needs one entry per source "
+                                 f"({len(self.sources)} sources)")
         self.results_dir = Path(self.results_dir)
         self.work_dir = Path(self.work_dir)
         self.timings_dir = Path(self.timings_dir if self.timings_dir is not None
                                 else timings.default_timings_dir(self.work_dir))
+
+    def scheme_for(self, seed: int) -> tuple[int, ...]:
+        """The searched scheme that training seed ``seed`` uses."""
+        return self.schemes[seed % len(self.schemes)] if self.schemes else tuple(self.scheme)
 
     def out_dir(self, method: str, seed: int) -> Path:
         return self.results_dir / self.splits.name / self.group / method / f"seed{seed}"
@@ -238,7 +247,7 @@ def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | 
              objective: Objective | None = None) -> Path:
     """AMCF (or one of its ablations): K models, a freezing scheme, the MC-loss."""
     sources = list(setting.sources if sources is None else sources)
-    scheme = tuple(setting.scheme if scheme is None else scheme)
+    scheme = tuple(setting.scheme_for(seed) if scheme is None else scheme)
     lam = setting.lam if lam is None else lam
     objective = Objective(lam) if objective is None else objective
     with seeded(seed):
@@ -335,16 +344,27 @@ def random_scheme(setting: Setting, seed: int) -> tuple[int, ...]:
     return tuple(rng.randint(0, n - 1) for n in counts)
 
 
+def seeds_of(result_id: str, seeds: Sequence[int], few_seeds: int | None) -> list[int]:
+    """The seeds a result runs on: all of them for the decisive comparisons
+    (:data:`amcf.methods.DECISIVE`), the first ``few_seeds`` for the rest (None: all)."""
+    if few_seeds is not None and few_seeds < 1:
+        raise ValueError(f"few_seeds must be >= 1 or None (all seeds), got {few_seeds}")
+    seeds = list(seeds)
+    return seeds if few_seeds is None or is_decisive(result_id) else seeds[:few_seeds]
+
+
 def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any],
-                  fitness: TrainConfig, methods: Sequence[str] = BASELINE_RUNS) -> str:
-    """Every baseline for every seed; returns the best single source (chosen on val)."""
+                  fitness: TrainConfig, methods: Sequence[str] = BASELINE_RUNS,
+                  few_seeds: int | None = None) -> str:
+    """Every baseline for every seed (the non-decisive ones for the first ``few_seeds``);
+    returns the best single source (chosen on val)."""
     unknown = sorted(set(methods) - set(BASELINE_RUNS))
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINE_RUNS)}")
     run_all([partial(run_finetune, setting, seed) for seed in seeds])
     best = best_single_source(setting, seeds)
     calls = []
-    for seed in seeds:
+    for seed in seeds_of("scratch", seeds, few_seeds):
         if "linear" in methods:
             calls.append(partial(run_linear, setting, seed))
         for method in SINGLE_SOURCE_RUNS:
@@ -352,14 +372,16 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
                 calls.append(partial(run_single, setting, seed, method,
                                      setting.sources[0] if method == "scratch" else best))
     if "als" in methods:
-        calls.append(partial(run_als, setting, seeds, best, search, fitness))
+        calls.append(partial(run_als, setting, seeds_of("als", seeds, few_seeds), best, search,
+                             fitness))
     run_all(calls)
     return best.name
 
 
 def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
-                  methods: Sequence[str] = ABLATION_RUNS) -> None:
-    """AMCF with one piece changed: lambda, the scheme, K, or the collaborative term."""
+                  methods: Sequence[str] = ABLATION_RUNS, few_seeds: int | None = None) -> None:
+    """AMCF with one piece changed: lambda, the scheme, K, or the collaborative term (the
+    non-decisive ones for the first ``few_seeds`` seeds only)."""
     from amcf.baselines.dml import DeepMutualLearning
 
     unknown = sorted(set(methods) - set(ABLATION_RUNS))
@@ -369,20 +391,24 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
     amcf = partial(run_amcf, setting)
     calls = []
     for seed in seeds:
+        def runs_here(result_id: str, seed: int = seed) -> bool:
+            return seed in seeds_of(result_id, seeds, few_seeds)
+
         if "amcf-lam" in methods:
             for lam in lams:
-                if lam != setting.lam:
+                if lam != setting.lam and runs_here(f"amcf-lam{lam:g}"):
                     calls.append(partial(amcf, seed, method=f"amcf-lam{lam:g}", lam=lam))
         if "amcf-full" in methods:
             calls.append(partial(amcf, seed, method="amcf-full", scheme=(0,) * k_total))
         if "amcf-random" in methods:
             calls.append(partial(amcf, seed, method="amcf-random",
                                  scheme=random_scheme(setting, seed)))
-        if "amcf-k" in methods:
+        if "amcf-k" in methods and runs_here("amcf-k1"):
             for k in range(1, k_total):
                 calls.append(partial(amcf, seed, method=f"amcf-k{k}",
-                                     sources=setting.sources[:k], scheme=setting.scheme[:k]))
-        if "amcf-dml" in methods:
+                                     sources=setting.sources[:k],
+                                     scheme=setting.scheme_for(seed)[:k]))
+        if "amcf-dml" in methods and runs_here("amcf-dml"):
             dml = DeepMutualLearning(**setting.options.get("amcf-dml", {}))
             calls.append(partial(amcf, seed, method="amcf-dml", objective=dml))
     run_all(calls)

@@ -62,6 +62,18 @@ def runs(family: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(m.run for m in METHODS if m.family == family))
 
 
+# The comparisons that decide the paper's question (does AMCF beat the best single source, the
+# independent ensemble, and its own ablations of lambda and of the scheme?) run at every seed;
+# the other methods may run on fewer (``few_seeds`` of the baselines and ablations stages).
+DECISIVE = ("finetune-{}", "ensemble", "amcf-lam0", "amcf-full", "amcf-random", "amcf",
+            "amcf-select")
+
+
+def is_decisive(result_id: str) -> bool:
+    """Whether a result id belongs to the decisive comparisons (run at every seed)."""
+    return any(_pattern(d).match(result_id) if "{}" in d else d == result_id for d in DECISIVE)
+
+
 BASELINE_RUNS = runs("baseline")
 ABLATION_RUNS = runs("ablation")
 

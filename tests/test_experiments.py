@@ -124,3 +124,28 @@ def test_a_finished_run_keeps_its_numbers_not_its_weights(digits, sources, tmp_p
     first = (out / "metrics.json").read_text()
     (out / "metrics.json").unlink()
     assert (run_amcf(setting, 0) / "metrics.json").read_text() == first  # reused, not retrained
+
+
+def test_each_seed_trains_with_the_scheme_of_its_search_seed(digits, sources, tmp_path):
+    setting = _setting(digits, sources, tmp_path, schemes=((3, 0), (0, 2)))
+    assert [setting.scheme_for(s) for s in range(4)] == [(3, 0), (0, 2), (3, 0), (0, 2)]
+    metrics = json.loads((run_amcf(setting, 1) / "metrics.json").read_text())
+    assert metrics["scheme"] == [0, 2]
+    with pytest.raises(ValueError, match="one entry per source"):
+        _setting(digits, sources, tmp_path, schemes=((3, 0), (1,)))
+
+
+def test_only_the_decisive_comparisons_run_on_every_seed(digits, sources, tmp_path):
+    from amcf.experiments import run_ablations, seeds_of
+
+    assert seeds_of("amcf-full", range(5), 2) == [0, 1, 2, 3, 4]
+    assert seeds_of("finetune-mnist", range(5), 2) == [0, 1, 2, 3, 4]
+    assert seeds_of("amcf-dml", range(5), 2) == [0, 1]
+    assert seeds_of("amcf-dml", range(5), None) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="few_seeds"):
+        seeds_of("amcf-dml", range(5), 0)
+    setting = _setting(digits, sources, tmp_path, group="ablations")
+    run_ablations(setting, [0, 1], [0.0, 1.0], ["amcf-lam"], few_seeds=1)
+    root = tmp_path / "results" / "digits" / "ablations"
+    assert sorted(p.name for p in (root / "amcf-lam0").iterdir()) == ["seed0", "seed1"]
+    assert sorted(p.name for p in (root / "amcf-lam1").iterdir()) == ["seed0"]
