@@ -242,6 +242,46 @@ def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any
     return result
 
 
+def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
+                 fitness: TrainConfig, lam: float, seeds: Sequence[int], out_dir: str | Path,
+                 work_dir: str | Path, freeze_bn_stats: bool = False) -> list[Any]:
+    """AMLS once per search seed (the seed of both the swarm and its fitness runs), so that
+    the spread over training seeds includes the search's own variance: training seed ``s``
+    uses search ``s mod len(seeds)`` (:meth:`Setting.scheme_for`).
+
+    Writes each search under ``out_dir/searches/seed<k>/``, the first one's ``search.json``
+    and ``search-summary.json`` also in ``out_dir`` (its figures), and ``out_dir/searches.json``:
+    every search's scheme, fitness and cost (model-epochs of its distinct trainings).
+    """
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"search seeds must be a non-empty list without repeats, got {seeds}")
+    out = Path(out_dir)
+    results, rows = [], []
+    for k in seeds:
+        result = run_search(splits, sources, {**pso, "seed": k},
+                            fitness.model_copy(update={"seed": k}), lam,
+                            out / "searches" / f"seed{k}", work_dir, freeze_bn_stats)
+        results.append(result)
+        rows.append({"seed": k, "best": [int(b) for b in result.best],
+                     "best_fitness": result.best_fitness, "calls": result.calls,
+                     "evaluations": result.evaluations,
+                     "model_epochs": result.evaluations * fitness.epochs * len(sources)})
+    for name in ("search.json", "search-summary.json"):
+        copy_file(out / "searches" / f"seed{seeds[0]}" / name, out / name)
+    write_json(out / "searches.json", {"sources": [s.name for s in sources], "searches": rows})
+    return results
+
+
+def schemes_of(searches_json: str | Path) -> tuple[tuple[int, ...], ...]:
+    """The schemes of ``searches.json`` in search-seed order (what ``Setting.schemes`` takes)."""
+    path = Path(searches_json)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the search stage (dvc repro "
+                                f"search@<target>) first")
+    return tuple(tuple(row["best"]) for row in json.loads(path.read_text())["searches"])
+
+
 def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | None = None,
              scheme: Sequence[int] | None = None, sources: Sequence[SourceSpec] | None = None,
              objective: Objective | None = None) -> Path:

@@ -37,6 +37,21 @@ class PSOSettings(_Strict):
 class SearchSection(_Strict):
     pso: PSOSettings
     fitness: TrainConfig
+    # one search per seed, each the seed of both its swarm and its fitness runs; training seed
+    # s uses search s mod len(seeds), so the spread over seeds includes the search's variance
+    # (not `seeds`: the stages unpack this section beside the top-level `seeds`)
+    search_seeds: list[int] = Field([0], min_length=1)
+
+    @model_validator(mode="after")
+    def _one_seed_knob(self) -> SearchSection:
+        if self.pso.seed != 0 or self.fitness.seed != 0:
+            raise ValueError("search.pso.seed and search.fitness.seed are set by "
+                             "search.search_seeds (one search per seed); remove them and list "
+                             "the seeds there")
+        if len(set(self.search_seeds)) != len(self.search_seeds) or min(self.search_seeds) < 0:
+            raise ValueError(f"search.search_seeds must be distinct seeds >= 0, got "
+                             f"{self.search_seeds}")
+        return self
 
 
 class DatasetEntry(_Strict):
@@ -67,17 +82,22 @@ class AmcfSection(_Strict):
 
 
 class FinalSection(_Strict):
+    # every seed of the final runs: AMCF's, and the baselines' and ablations' (whose
+    # non-decisive methods may run on the first few_seeds only)
+    seeds: list[int] = Field(min_length=1)
     train: TrainConfig
 
 
 class BaselinesSection(_Strict):
-    seeds: list[int] = Field(min_length=1)
+    # the methods outside the decisive comparisons (amcf.methods.DECISIVE) run on the first
+    # few_seeds seeds only (None: all)
+    few_seeds: int | None = Field(None, ge=1)
     methods: list[Literal[BASELINE_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
     options: dict[str, dict[str, Any]] = {}
 
 
 class AblationsSection(_Strict):
-    seeds: list[int] = Field(min_length=1)
+    few_seeds: int | None = Field(None, ge=1)  # as baselines.few_seeds
     methods: list[Literal[ABLATION_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
     lams: list[float] = []
     options: dict[str, dict[str, Any]] = {}
@@ -98,7 +118,6 @@ class Params(_Strict):
     targets: dict[str, dict[str, Any]] = Field(min_length=1)
     amcf: AmcfSection
     search: SearchSection
-    seeds: list[int] = Field(min_length=1)
     final: FinalSection
     baselines: BaselinesSection
     ablations: AblationsSection
@@ -145,11 +164,12 @@ class Params(_Strict):
         if self.report.featured_target not in self.targets:
             raise ValueError(f"report.featured_target {self.report.featured_target!r} is not "
                              f"one of the targets {list(self.targets)}")
-        for section in ("baselines", "ablations"):
-            if getattr(self, section).seeds != self.seeds:
-                raise ValueError(f"{section}.seeds must equal seeds ({self.seeds}); use the "
-                                 "YAML alias `seeds: *seeds`")
         return self
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of the final runs (``final.seeds``)."""
+        return self.final.seeds
 
 
 # ---- checks that need more than one field (faults branch) ----------------------------------

@@ -60,13 +60,10 @@ def make_clone() -> None:
 
 
 def stages(targets: list[str], kinds: list[str]) -> list[str]:
-    params = yaml.safe_load((CLONE / "params.yaml").read_text())
     out = []
     for kind in kinds:
         if kind == "report":
             out.append("report")
-        elif kind == "amcf":
-            out += [f"amcf@{t}-{params['seeds'][0]}" for t in targets]
         else:
             out += [f"{kind}@{t}" for t in targets]
     return out

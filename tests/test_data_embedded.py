@@ -16,7 +16,8 @@ from amcf.data.tensors import BatchAugment, TensorImageDataset
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("AMCF_DATA_MIRROR", REPO.parent / "shared" / "data"))
-EMBEDDED = ["mnist", "animals", "twemoji", "omniglot-small", "digits", "openmoji"]
+EMBEDDED = ["mnist", "animals", "twemoji", "omniglot-small", "omniglot-small2", "digits",
+            "openmoji"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def prepared(tmp_path_factory):
     return data, out
 
 
-def test_profile_lists_the_six_datasets():
+def test_profile_lists_the_seven_datasets():
     assert sorted(names("embedded")) == sorted(EMBEDDED)
 
 
@@ -90,10 +91,14 @@ def test_openmoji_and_twemoji_share_no_emoji(prepared):
     assert not om_points & tw_points
 
 
-def test_omniglot_uses_eight_distinct_alphabets(prepared):
-    classes = read_info("omniglot-small", prepared[1])["classes"]
-    alphabets = {c.split("/")[0] for c in classes}
-    assert len(alphabets) == 8 and "Greek" in alphabets and "Latin" in alphabets
+def test_the_two_omniglot_targets_share_no_alphabet(prepared):
+    first, second = ({c.split("/")[0] for c in read_info(name, prepared[1])["classes"]}
+                     for name in ("omniglot-small", "omniglot-small2"))
+    assert first == {"Balinese", "Early_Aramaic", "Greek", "Korean", "Latin"}
+    assert second == {"Japanese_(katakana)", "Sanskrit", "Tagalog"}
+    ids = [r.split(",")[1] for r in (prepared[1] / "omniglot-small2/manifest.csv")
+           .read_text().splitlines()[1:]]
+    assert all(i.startswith("images_background_small2.zip:") for i in ids)
 
 
 def test_prepare_is_deterministic(prepared, tmp_path):
@@ -119,7 +124,7 @@ def test_fetch_again_changes_no_byte(prepared):
 
 def test_card_records_sizes_licence_and_inputs(prepared):
     card = (prepared[1] / "digits/card.md").read_text()
-    assert "train 300, val 150, test 500" in card
+    assert "train 30, val 100, test 500" in card
     assert "CC BY 4.0" in card and "digits.csv.gz" in card and "Why these sizes" in card
 
 
@@ -137,4 +142,4 @@ def test_corrupt_omniglot_image_is_named(prepared, tmp_path):
             zout.writestr(item, b"not a png" if item.filename.endswith(".png") else body)
     shutil.copy(prepared[0] / omniglot.ZIPS[1].path, data / omniglot.ZIPS[1].path)
     with pytest.raises(DataError, match=r"unreadable image images_background_small1/.*\.png"):
-        omniglot.prepare(data, tmp_path / "out")
+        omniglot.INFO.prepare(data, tmp_path / "out")

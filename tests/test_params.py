@@ -71,13 +71,16 @@ def _broken(tmp_path, edit) -> Path:
     (lambda t: t["final"]["train"].update({"epochs": 0}), "final.train.epochs"),
     (lambda t: t["final"]["train"].update({"epoch": 3}), "final.train.epoch"),
     (lambda t: t["baselines"].update({"methods": ["l2-sp"]}), "baselines.methods"),
-    (lambda t: t["baselines"].update({"seeds": [0]}), r"seeds: \*seeds"),
+    (lambda t: t["baselines"].update({"seeds": [0]}), r"baselines.seeds: unknown key"),
+    (lambda t: t["baselines"].update({"few_seeds": 0}), "baselines.few_seeds"),
+    (lambda t: t["search"]["pso"].update({"seed": 3}), "search.search_seeds"),
+    (lambda t: t["search"].update({"search_seeds": [1, 1]}), "distinct"),
     (lambda t: t["search"]["pso"].update({"particles": 0}), "search.pso.particles"),
     (lambda t: t["amcf"]["sources"]["mnist"].update({"arch": "resnet5O"}), "resnet5O"),
     (lambda t: t["report"].update({"featured_target": "mnist"}), "featured_target"),
     (lambda t: t["datasets"]["mnist"].update({"raw": "data/animals"}),
      r"datasets.mnist.raw .*Fix: set raw: data/mnist"),
-    (lambda t: t["datasets"]["openmoji"].update({"raw": "data/openmoji"}),
+    (lambda t: t["datasets"]["twemoji"].update({"raw": "data/twemoji"}),
      r"data/emoji/emoji.json.*Fix: set raw: data\b"),
     (lambda t: t["datasets"].update({"mine": {"folder": {"path": "x/y"}, "raw": "x"}}),
      "Fix: set raw: x/y"),
@@ -116,9 +119,8 @@ def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
     paper = load_params(PROFILES["paper"])
     expected = ({f"prepare@{d}" for d in paper.datasets}
                 | {"pretrain@cifar100", "report", "paper"}
-                | {f"{kind}@{t}" for kind in ("search", "baselines", "ablations")
-                   for t in paper.targets}
-                | {f"amcf@{t}-{s}" for t in paper.targets for s in paper.seeds})
+                | {f"{kind}@{t}" for kind in ("search", "amcf", "baselines", "ablations")
+                   for t in paper.targets})
     assert set(listed) == expected
     assert out.returncode == 0, out.stderr
     for stage in expected:

@@ -50,7 +50,7 @@ def test_rehearsal_runs_exactly_the_paper_profiles_stages(tmp_path):
     paper = _stage_list(tmp_path / "paper", PAPER)
     rehearsal = _stage_list(tmp_path / "rehearsal", REHEARSAL)
     assert rehearsal == paper
-    assert len(paper) == 53  # 8 prepare, pretrain, 7 x (search, 3 amcf, baselines, ablations)
+    assert len(paper) == 39  # 8 prepare, pretrain, 7 x (search, amcf, baselines, ablations)
     assert len(paper) == len(set(paper))
 
 

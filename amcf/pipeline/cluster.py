@@ -54,7 +54,7 @@ def _matches(name: str, pattern: str) -> bool:
 
 def plan(repo_root: str | os.PathLike = ".", targets: Sequence[str] = ()) -> Plan:
     """The out-of-date stages among ``targets`` (names, groups such as ``search``, or
-    patterns such as ``amcf@digits-*``) and what they need, or among all stages."""
+    patterns such as ``baselines@*``) and what they need, or among all stages."""
     import networkx as nx
     from dvc.repo import Repo
 
@@ -247,7 +247,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stages", nargs="*", metavar="STAGE",
-                        help="stages, stage groups (search) or patterns (amcf@digits-*); "
+                        help="stages, stage groups (search) or patterns (baselines@*); "
                              "default: every stage")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS") or None,
                         help="a running Ray cluster (host:port; default: $RAY_ADDRESS, else "

@@ -116,15 +116,16 @@ def summary_table(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
 
 
 def group_rows(frame: pd.DataFrame, target: str, group: str) -> pd.DataFrame:
-    """The runs of one stage group (``baselines`` or ``ablations``) on ``target``.
+    """The runs of one stage group (``baselines``, ``ablations`` or ``amcf``) on ``target``.
 
     A stage's tables and figures use only these: the other groups' results lie in the same
     folder but are no dependency of the stage, so using them would let its outputs depend on
     the order in which ``dvc repro`` happens to run the stages.
     """
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {sorted(GROUPS)}, got {group!r}")
-    return frame[(frame["target"] == target) & (frame["family"] == GROUPS[group])]
+    families = {**GROUPS, "amcf": "amcf"}  # the amcf@ stage's runs are a group of their own
+    if group not in families:
+        raise ValueError(f"group must be one of {sorted(families)}, got {group!r}")
+    return frame[(frame["target"] == target) & (frame["family"] == families[group])]
 
 
 def group_summary(frame: pd.DataFrame, target: str, group: str) -> dict[str, dict]:
