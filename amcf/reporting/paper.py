@@ -5,7 +5,7 @@ Layout under ``paper_dir`` (paths as ``main.tex`` uses them)::
     generated/macros.tex                 numbers and names cited in the text
     generated/results-tables.tex         one table environment per target
     generated/tables/results-<t>.{tex,csv}, generated/tables/summary.{tex,csv}
-    generated/claims.tex                 every sentence that states a finding (amcf.reporting.claims)
+    generated/claims.tex                 every sentence that states a finding (reporting.claims)
     generated/tables/comparisons.{tex,csv}  the decisive paired comparisons, Holm-corrected
     generated/tables/deviations.tex      embedded profile vs paper settings vs authors' script
     figures/{curves,swarm,scheme,per-class,differences}.{pdf,png}
