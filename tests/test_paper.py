@@ -117,7 +117,7 @@ def test_paper_inputs_repeat_byte_for_byte_and_read_the_pretrain_layer_tables(tm
     write_paper_inputs(results, tmp_path / "b", "embedded", DEMO_PARAMS)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
-    assert len(files) > 15 and Path("figures/acc-vs-cost.pdf") in files
+    assert len(files) > 15 and Path("figures/differences.pdf") in files
     for rel in files:  # tables, macros, figures (PDF and PNG) and the summary
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     summary = json.loads(first["summary"].read_text())

@@ -22,7 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from amcf.io import write_json, write_text
+from amcf.reporting.claims import claim_comparisons, comparisons_table_latex, write_claims
 from amcf.reporting.collect import _read_searches, collect, run_dir, search_for_seed
+from amcf.reporting.deviations import deviations_table_latex
 from amcf.reporting.figures import (
     plot_layer_scheme,
     plot_paired_differences,
@@ -40,6 +42,7 @@ from amcf.reporting.macros import (
 )
 from amcf.reporting.stats import BEST_SINGLE, comparison_table, decisive_pairs
 from amcf.reporting.tables import slug, write_tables
+from amcf.timings import read_summary
 
 FEATURED_METHOD = "amcf"
 
@@ -135,6 +138,9 @@ def write_figures(
     plot_per_class_errors(run / "test_predictions.csv", out / "per-class")
     if comparisons is None:
         comparisons = comparison_table(frame, decisive_pairs(frame))
+    if comparisons.empty:
+        raise ValueError("no decisive comparison has results to draw; run AMCF and the "
+                         "ensemble (baselines stage) on at least one target")
     plot_paired_differences(comparisons, out / "differences", labels=method_labels(frame))
     return {name: out / f"{name}.pdf"
             for name in ("curves", "swarm", "scheme", "per-class", "differences")}
@@ -194,8 +200,20 @@ def write_paper_inputs(
     written["results-tables"] = write_text(gen / "results-tables.tex", results_tables_tex(targets))
     written["table:schemes"] = write_text(gen / "tables" / "schemes.tex",
                                           schemes_table_latex(results_dir, targets))
+    comparisons = claim_comparisons(frame)
+    written["table:comparisons.csv"] = write_text(gen / "tables" / "comparisons.csv",
+                                                  comparisons.to_csv(index=False))
+    written["table:comparisons"] = write_text(
+        gen / "tables" / "comparisons.tex",
+        comparisons_table_latex(comparisons, method_labels(frame)))
+    written["table:deviations"] = write_text(gen / "tables" / "deviations.tex",
+                                             deviations_table_latex(p, frame, profile_name))
+    written["claims"] = write_claims(gen / "claims.tex", frame, comparisons,
+                                     read_summary(results_dir))
+    decisive = comparisons[comparisons["family"] == "decisive"]
     written.update({f"figure:{k}": v for k, v in write_figures(
-        frame, results_dir, paper / "figures", featured, p.sources, layer_tables).items()})
+        frame, results_dir, paper / "figures", featured, p.sources, layer_tables,
+        decisive).items()})
     featured_seed = int(frame.loc[(frame.target == featured)
                                   & (frame.method == FEATURED_METHOD), "seed"].min())
     context = {
