@@ -12,7 +12,8 @@ PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "paper.yaml"
 
 def test_paper_profile_column_matches_profiles_paper_yaml():
     paper = yaml.safe_load(PROFILE.read_text())
-    pso, fitness, train = paper["search"]["pso"], paper["search"]["fitness"], paper["final"]["train"]
+    pso, fitness = paper["search"]["pso"], paper["search"]["fitness"]
+    train = paper["final"]["train"]
     assert (PAPER_PROFILE.particles, PAPER_PROFILE.iterations) == (pso["particles"],
                                                                    pso["iterations"])
     assert PAPER_PROFILE.v_max == pso["v_max"]
