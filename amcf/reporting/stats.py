@@ -1,5 +1,7 @@
-"""Statistics over seeds: mean and sample spread, a paired comparison of two methods, and the
-choice of the best single-source baseline (on validation accuracy, never on test)."""
+"""Statistics over seeds: mean and sample spread, a paired comparison of two methods, the
+choice of the best single-source baseline (on validation accuracy, never on test), paired
+differences with t intervals, their pooling over targets, Holm's correction, and the table of
+comparisons the paper's claims are generated from (:mod:`amcf.reporting.claims`)."""
 
 from __future__ import annotations
 
