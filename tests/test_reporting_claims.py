@@ -12,6 +12,7 @@ from amcf.reporting.claims import (
     comparisons_table_latex,
     render_claims,
 )
+from amcf.reporting.stats import holm
 
 TARGETS = ("t1", "t2", "t3")
 SEEDS = 10
@@ -88,3 +89,18 @@ def test_rendered_claims_are_tex_macros_and_the_table_has_every_row():
     assert table.count(r"\\") - 1 == len(comparisons)  # header row + one per comparison
     with pytest.raises(ValueError, match="no comparison can be made"):
         claim_comparisons(frame[frame.method == "ensemble"])
+
+
+def test_holm_runs_over_decisive_and_secondary_comparisons_together():
+    frame = _frame(+0.05)
+    extra = frame[frame.method == "amcf"].assign(method="amcf-k2", label="K2")
+    extra["test_acc"] -= 0.03 + np.random.default_rng(1).normal(0, 0.005, len(extra))
+    frame = pd.concat([frame, extra], ignore_index=True)
+    comparisons = claim_comparisons(frame)
+    assert set(comparisons["group"]) == {"decisive", "secondary"}
+    assert comparisons["p_holm"].tolist() == pytest.approx(holm(comparisons["p"]).tolist(),
+                                                           nan_ok=True)
+    claims = claim_macros(frame, comparisons)
+    # two decisive pairs and one secondary, each on three targets and pooled
+    assert claims["ClaimHolmFamily"] == "all 12 comparisons, 8 decisive and 4 secondary"
+    assert claims["ClaimSecondaryAblations"].startswith("AMCF is more accurate than K2")

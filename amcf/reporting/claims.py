@@ -5,11 +5,13 @@ macros are whole sentences. When the numbers flip, the sentences flip with them 
 "lower", "no clear difference" come from :func:`amcf.reporting.stats.verdict` on Holm-adjusted
 p-values).
 
-Two Holm families (see :func:`claim_comparisons`): the *decisive* comparisons (AMCF against the
-independent ensemble, the best single source and the ablations amcf-lam0, amcf-full,
-amcf-random; amcf-select against AMCF and the ensemble), which run on every seed; and the
-*secondary* ablations (other lambdas, fewer sources, the DML term), run on fewer seeds. Each
-family is corrected over all its rows: every pair on every target and pooled.
+One Holm family (see :func:`claim_comparisons`): every comparison the paper reports, each pair
+on each target and pooled. The pairs fall in two groups, which the tables label but which share
+the correction: the *decisive* comparisons (AMCF against the independent ensemble, the best
+single source and the ablations amcf-lam0, amcf-full, amcf-random; amcf-select against AMCF
+and the ensemble), which run on every seed; and the *secondary* ablations (other lambdas,
+fewer sources, the DML term), run on fewer seeds. Correcting over all of them means no verdict
+depends on which comparisons one chose to call decisive.
 """
 
 from __future__ import annotations
@@ -103,22 +105,21 @@ def secondary_pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def claim_comparisons(frame: pd.DataFrame, column: str = "test_acc") -> pd.DataFrame:
-    """The decisive and the secondary comparison tables, each Holm-corrected as its own
-    family, stacked with a ``family`` column ("decisive" / "secondary")."""
-    parts = []
-    for family, pairs in (("decisive", decisive_pairs(frame)),
-                          ("secondary", secondary_pairs(frame))):
-        if pairs:
-            parts.append(comparison_table(frame, pairs, column).assign(family=family))
-    if not parts:
+    """The decisive and the secondary comparisons in one table, Holm-corrected as one family,
+    with a ``group`` column ("decisive" / "secondary")."""
+    decisive, secondary = decisive_pairs(frame), secondary_pairs(frame)
+    if not decisive and not secondary:
         raise ValueError("no comparison can be made: the results hold no AMCF runs beside a "
                          "baseline or ablation; run the amcf, baselines and ablations stages")
-    return pd.concat(parts, ignore_index=True)
+    table = comparison_table(frame, [*decisive, *secondary], column)
+    pairs = list(zip(table["method_a"], table["method_b"], strict=True))
+    table["group"] = ["decisive" if pair in decisive else "secondary" for pair in pairs]
+    return table
 
 
-def _with_family(comparisons: pd.DataFrame) -> pd.DataFrame:
-    """A comparison table from comparison_table alone is one (decisive) family."""
-    return comparisons if "family" in comparisons else comparisons.assign(family="decisive")
+def _with_group(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """A table straight from comparison_table holds the decisive group only."""
+    return comparisons if "group" in comparisons else comparisons.assign(group="decisive")
 
 
 # names that read better inside a sentence than the table's labels
@@ -195,14 +196,14 @@ def _not_run(pair: tuple[str, str], labels: Mapping[str, str]) -> str:
 def comparison_claims(comparisons: pd.DataFrame, labels: Mapping[str, str]) -> dict[str, str]:
     """One macro per decisive pair (a 'not run' sentence when it is absent) and one sentence
     per secondary ablation, joined in ``ClaimSecondaryAblations``."""
-    comparisons = _with_family(comparisons)
+    comparisons = _with_group(comparisons)
     out = {}
     for pair, name in PAIR_MACROS.items():
         rows = comparisons[(comparisons["method_a"] == pair[0])
                            & (comparisons["method_b"] == pair[1])]
         out[name] = (_not_run(pair, labels) if rows.empty
                      else pair_sentence(rows, labels, CONSEQUENCES.get(pair)))
-    secondary = comparisons[comparisons["family"] == "secondary"]
+    secondary = comparisons[comparisons["group"] == "secondary"]
     sentences = [pair_sentence(rows, labels) for _, rows in
                  secondary.groupby(["method_a", "method_b"], sort=True)]
     out["ClaimSecondaryAblations"] = (" ".join(sentences) if sentences else
@@ -269,13 +270,14 @@ def claim_macros(frame: pd.DataFrame, comparisons: pd.DataFrame,
                  timings: Mapping[str, Mapping] | None = None) -> dict[str, str]:
     """Every claim macro: per comparison, the headline, the cost and the reproduction facts."""
     labels = dict(zip(frame["method"], frame["label"], strict=True))
-    comparisons = _with_family(comparisons)
+    comparisons = _with_group(comparisons)
     out = comparison_claims(comparisons, labels)
     out["ClaimHeadline"] = headline_claim(comparisons, labels)
     out["ClaimCost"] = cost_claim(frame)
-    counts = comparisons["family"].value_counts()
-    out["ClaimHolmFamilies"] = (f"{int(counts.get('decisive', 0))} decisive and "
-                                f"{int(counts.get('secondary', 0))} secondary")
+    counts = comparisons["group"].value_counts()
+    out["ClaimHolmFamily"] = (f"all {len(comparisons)} comparisons, "
+                              f"{int(counts.get('decisive', 0))} decisive and "
+                              f"{int(counts.get('secondary', 0))} secondary")
     out.update(reproduction_claim(timings or {}))
     return out
 
@@ -294,12 +296,12 @@ def write_claims(path: str | os.PathLike, frame: pd.DataFrame, comparisons: pd.D
 
 def comparisons_table_latex(comparisons: pd.DataFrame, labels: Mapping[str, str]) -> str:
     """A booktabs tabular of the comparisons: differences and intervals in points."""
-    header = ["Family", "Comparison", "Scope", "$n$", "$\\Delta$ (pp)", "CI (pp)", "$p$",
+    header = ["Group", "Comparison", "Scope", "$n$", "$\\Delta$ (pp)", "CI (pp)", "$p$",
               "$p_{\\mathrm{Holm}}$", "Verdict"]
     lines = ["\\begin{tabular}{lllrrlrrl}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
     previous = None
-    for r in _with_family(comparisons).to_dict("records"):
-        pair = (r["family"], r["method_a"], r["method_b"])
+    for r in _with_group(comparisons).to_dict("records"):
+        pair = (r["group"], r["method_a"], r["method_b"])
         if previous is not None and pair != previous:
             lines.append("\\midrule")
         previous = pair
@@ -307,7 +309,7 @@ def comparisons_table_latex(comparisons: pd.DataFrame, labels: Mapping[str, str]
                     if math.isfinite(r["ci_low"]) else "--")
         scope = r["scope"] if r["scope"] == POOLED else f"\\texttt{{{escape_latex(r['scope'])}}}"
         lines.append(" & ".join([
-            escape_latex(r["family"]),
+            escape_latex(r["group"]),
             f"{_label(labels, r['method_a'])} vs {_label(labels, r['method_b'])}", scope,
             str(r["n"]), fmt_signed_pct(r["mean_diff"]), interval, fmt_p(r["p"]),
             fmt_p(r["p_holm"]), r["verdict"]]) + r" \\")

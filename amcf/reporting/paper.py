@@ -210,7 +210,7 @@ def write_paper_inputs(
                                              deviations_table_latex(p, frame, profile_name))
     written["claims"] = write_claims(gen / "claims.tex", frame, comparisons,
                                      read_summary(results_dir))
-    decisive = comparisons[comparisons["family"] == "decisive"]
+    decisive = comparisons[comparisons["group"] == "decisive"]
     written.update({f"figure:{k}": v for k, v in write_figures(
         frame, results_dir, paper / "figures", featured, p.sources, layer_tables,
         decisive).items()})
