@@ -123,7 +123,11 @@ def _with_group(comparisons: pd.DataFrame) -> pd.DataFrame:
 
 
 # names that read better inside a sentence than the table's labels
-IN_TEXT = {BEST_SINGLE: "the best single source", "ensemble": "the independent ensemble"}
+IN_TEXT = {BEST_SINGLE: "the best single source", "ensemble": "the independent ensemble",
+           "amcf-lam0": "AMCF without its collaborative term ($\\lambda = 0$)",
+           "amcf-full": "AMCF with every layer fine-tuned",
+           "amcf-random": "AMCF with a random freezing scheme",
+           "amcf-select": "AMCF with its sources chosen on validation data"}
 
 
 def _label(labels: Mapping[str, str], method: str) -> str:
@@ -141,9 +145,9 @@ def _interval_text(row: pd.Series) -> str:
     level = f"{100 * CONFIDENCE:.0f}\\%"
     if not math.isfinite(row["ci_low"]):
         return f"{fmt_signed_pct(row['mean_diff'])} percentage points (no {level} interval)"
-    return (f"{fmt_signed_pct(row['mean_diff'])} percentage points ({level} confidence "
-            f"interval {fmt_signed_pct(row['ci_low'])} to {fmt_signed_pct(row['ci_high'])}; "
-            f"{_p_text(row['p_holm'])})")
+    return (f"{fmt_signed_pct(row['mean_diff'])} percentage points (unadjusted {level} "
+            f"confidence interval {fmt_signed_pct(row['ci_low'])} to "
+            f"{fmt_signed_pct(row['ci_high'])}; {_p_text(row['p_holm'])})")
 
 
 def _targets_text(per_target: pd.DataFrame, name_a: str) -> str:
