@@ -11,6 +11,7 @@ from amcf.reporting.claims import (
     claim_macros,
     comparisons_table_latex,
     render_claims,
+    reproduction_claim,
 )
 from amcf.reporting.stats import holm
 
@@ -104,3 +105,13 @@ def test_holm_runs_over_decisive_and_secondary_comparisons_together():
     # two decisive pairs and one secondary, each on three targets and pooled
     assert claims["ClaimHolmFamily"] == "all 12 comparisons, 8 decisive and 4 secondary"
     assert claims["ClaimSecondaryAblations"].startswith("AMCF is more accurate than K2")
+
+
+def test_reproduction_time_counts_a_joint_run_once():
+    timings = {"t/baselines/ensemble/seed0": {"wall_time_s": 90.0, "shared_by": 1, "machine": "m"},
+               "t/baselines/finetune-a/seed0": {"wall_time_s": 45.0, "shared_by": 2,
+                                                "machine": "m"},
+               "t/amcf/seed0": {"wall_time_s": 30.0, "shared_by": 1, "machine": "gpu_box"}}
+    claim = reproduction_claim(timings)
+    assert claim["ReproWallTime"] == "2.0 minutes"
+    assert claim["ReproMachine"] == r"gpu\_box; m"

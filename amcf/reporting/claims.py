@@ -262,7 +262,10 @@ def reproduction_claim(timings: Mapping[str, Mapping]) -> dict[str, str]:
     the machines it was measured on."""
     if not timings:
         return {"ReproWallTime": "not recorded", "ReproMachine": "an unrecorded machine"}
-    seconds = sum(float(row["wall_time_s"]) for row in timings.values())
+    # a member of a joint run (shared_by > 1) holds a share of a run the joint row already
+    # counts in full: adding it again would count that training twice
+    seconds = sum(float(row["wall_time_s"]) for row in timings.values()
+                  if int(row.get("shared_by", 1) or 1) <= 1)
     machines = sorted({str(row.get("machine", "")) for row in timings.values()} - {""})
     when = (f"{seconds / 3600:.1f} hours" if seconds >= 3600 else
             f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.0f} seconds")
@@ -323,5 +326,6 @@ def comparisons_table_latex(comparisons: pd.DataFrame, labels: Mapping[str, str]
 
 __all__ = ["CONSEQUENCES", "DECISIVE_PAIRS", "PAIR_MACROS", "claim_comparisons",
            "claim_macros", "comparisons_table_latex", "cost_claim", "headline_claim",
-           "pair_sentence", "render_claims", "secondary_pairs", "write_claims"]
+           "pair_sentence", "render_claims", "reproduction_claim", "secondary_pairs",
+           "write_claims"]
 
