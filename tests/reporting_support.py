@@ -76,7 +76,7 @@ def _search(rng: np.random.Generator, dims: int, particles: int = 4, iterations:
         pos = np.clip(pos + rng.uniform(-2, 2, pos.shape), 0, 10)
     best = max(memo, key=memo.get)
     return {"best": list(best), "best_fitness": memo[best], "calls": len(rows),
-            "evaluations": len(memo), "history": rows}
+            "evaluations": len(memo), "model_epochs": 2 * dims * len(memo), "history": rows}
 
 
 def write_demo_results(
@@ -99,6 +99,8 @@ def write_demo_results(
                 row = _run(root / target / method / f"seed{s}", rng, epochs, models, classes)
                 timed.append({"run": f"{target}/{method}/seed{s}", **row})
         write_json(root / target / "search.json", _search(rng, len(sources)))
+        timed.append({"run": f"{target}/search", "wall_time_s": float(rng.uniform(5, 10)),
+                      "shared_by": 1, "machine": "synthetic", "metrics_sha256": ""})
     layers = {s: [[i, f"layer{i}.conv.weight", f"layer{i}", int(10 ** rng.uniform(2, 5))]
                   for i in range(11)] for s in sources}
     write_json(root / "layers.json", layers)

@@ -80,8 +80,9 @@ def test_main_tex_compiles_with_generated_inputs(built_paper):
 
 def test_generated_macros_define_every_macro_main_tex_uses(built_paper):
     paper, _, _ = built_paper
-    defined = set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}",
-                             (paper / "generated/macros.tex").read_text()))
+    generated = (paper / "generated/macros.tex").read_text() + (
+        paper / "generated/claims.tex").read_text()
+    defined = set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}", generated))
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", (paper / "main.tex").read_text())) - {"Delta"}
     assert used <= defined, used - defined
     macros = (paper / "generated/macros.tex").read_text()
@@ -97,8 +98,18 @@ def test_schemes_table_reports_each_targets_search(tmp_path):
                     "evaluations": 41, "history": []})
     tex = schemes_table_latex(tmp_path, ["a-t", "b"])
     assert r"$k$ x\_y & $k$ z" in tex
-    assert r"\texttt{a-t} & 3 & 0 & 50.0 & 60 & 41 \\" in tex
-    assert r"\texttt{b} & 1 & 7 & 25.0 & 60 & 41 \\" in tex
+    assert r"\texttt{a-t} & 0 & 3 & 0 & 50.0 & 60 & 41 \\" in tex
+    assert r"\texttt{b} & 0 & 1 & 7 & 25.0 & 60 & 41 \\" in tex
+    # one row per search seed once a target has several searches
+    write_json(tmp_path / "b" / "searches.json", {"searches": [
+        {"seed": 1, "sources": ["x_y", "z"], "best": [5, 5], "best_fitness": 0.3, "calls": 60,
+         "evaluations": 40},
+        {"seed": 0, "sources": ["x_y", "z"], "best": [1, 7], "best_fitness": 0.25, "calls": 60,
+         "evaluations": 41}]})
+    tex = schemes_table_latex(tmp_path, ["b"])
+    rows = [line for line in tex.splitlines() if line.startswith(r"\texttt{b}")]
+    assert rows == [r"\texttt{b} & 0 & 1 & 7 & 25.0 & 60 & 41 \\",
+                    r"\texttt{b} & 1 & 5 & 5 & 30.0 & 60 & 40 \\"]
     write_json(tmp_path / "c" / "search.json",
                {"sources": ["q"], "best": [2], "best_fitness": 0.1, "calls": 1, "evaluations": 1})
     with pytest.raises(ValueError, match="one source set"):
@@ -117,7 +128,7 @@ def test_paper_inputs_repeat_byte_for_byte_and_read_the_pretrain_layer_tables(tm
     write_paper_inputs(results, tmp_path / "b", "embedded", DEMO_PARAMS)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
-    assert len(files) > 15 and Path("figures/acc-vs-cost.pdf") in files
+    assert len(files) > 15 and Path("figures/differences.pdf") in files
     for rel in files:  # tables, macros, figures (PDF and PNG) and the summary
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     summary = json.loads(first["summary"].read_text())

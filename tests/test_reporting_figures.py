@@ -6,8 +6,9 @@ from reporting_support import write_demo_results
 
 from amcf.reporting.collect import collect
 from amcf.reporting.figures import (
-    plot_accuracy_vs_cost,
     plot_layer_scheme,
+    plot_method_accuracies,
+    plot_paired_differences,
     plot_per_class_errors,
     plot_swarm,
     plot_training_curves,
@@ -93,14 +94,42 @@ def test_swarm_plots_each_particle_and_running_best():
         plot_swarm({"history": rows}, dim_names=["x"])
 
 
-def test_accuracy_vs_cost_points_are_group_means(tmp_path):
+def test_method_accuracies_rows_are_sorted_group_means(tmp_path):
     frame = collect(write_demo_results(tmp_path / "r", targets=["digits"], seeds=2))
-    fig = plot_accuracy_vs_cost(frame, tmp_path / "cost", cost="wall_time_s")
-    amcf_runs = frame[frame.method == "amcf"]
+    fig = plot_method_accuracies(frame, tmp_path / "acc")
+    assert (tmp_path / "acc.png").read_bytes().startswith(b"\x89PNG")
     ax = fig.axes[0]
-    amcf_container = [c for c in ax.containers if c.get_label() == "amcf"][0]
-    x, y = amcf_container.lines[0].get_data()
-    assert x[0] == pytest.approx(amcf_runs.wall_time_s.mean())
-    assert y[0] == pytest.approx(100 * amcf_runs.test_acc.mean())
-    with pytest.raises(ValueError, match="cost must be"):
-        plot_accuracy_vs_cost(frame, cost="flops")
+    means = frame.groupby("method")["test_acc"].mean().sort_values()
+    labels = frame.groupby("method")["label"].first()
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels[means.index].tolist()
+    amcf_row = means.index.get_loc("amcf")
+    xs = {}
+    for container in ax.containers:
+        x, y = container.lines[0].get_data()
+        xs.update(dict(zip(y, x, strict=True)))
+    assert xs[amcf_row] == pytest.approx(100 * means["amcf"])
+    assert ax.get_xlabel() and ax.get_ylabel()
+    with pytest.raises(ValueError, match="no column"):
+        plot_method_accuracies(frame, column="flops")
+
+
+def test_paired_differences_one_row_per_comparison_with_intervals(tmp_path):
+    table = pd.DataFrame({
+        "scope": ["t1", "t2", "pooled", "t1", "t2", "pooled"],
+        "method_a": ["amcf"] * 6, "method_b": ["ensemble"] * 3 + ["amcf-lam0"] * 3,
+        "mean_diff": [0.02, 0.04, 0.03, -0.01, 0.0, -0.005],
+        "ci_low": [0.01, 0.02, 0.02, -0.03, -0.02, -0.02],
+        "ci_high": [0.03, 0.06, 0.04, 0.01, 0.02, 0.01],
+        "verdict": ["higher", "higher", "higher"] + ["no clear difference"] * 3,
+    })
+    fig = plot_paired_differences(table, tmp_path / "diff", labels={"amcf": "AMCF"})
+    ax = fig.axes[0]
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks == ["AMCF\nminus ensemble", "AMCF\nminus amcf-lam0"]
+    assert any(line.get_xdata()[0] == 0 for line in ax.get_lines())  # the zero line
+    pooled = [c for c in ax.collections if c.get_offsets().shape[0]
+              and abs(c.get_offsets()[0][1] - 0.35) < 1e-9]
+    assert pooled and pooled[0].get_offsets()[0][0] == pytest.approx(3.0)  # in points
+    assert "percentage points" in ax.get_xlabel() and ax.get_ylabel()
+    with pytest.raises(ValueError, match="lacks columns"):
+        plot_paired_differences(table.drop(columns="ci_low"))

@@ -108,3 +108,131 @@ def test_best_single_source_tie_goes_to_table_order():
     frame = _frame([("t", "linear-a", 0, 0.8, 0.1, True, 2),
                     ("t", "finetune-z", 0, 0.8, 0.9, True, 1)])
     assert best_single_source(frame, "t") == "finetune-z"
+
+
+# --- intervals, Holm, the comparison table ------------------------------------------------
+
+from amcf.reporting.stats import (  # noqa: E402
+    BEST_SINGLE,
+    comparison_table,
+    decisive_pairs,
+    holm,
+    paired_difference,
+    stratified_difference,
+)
+
+T_975_DF2 = 4.302652729911275  # Student t quantile, 97.5 %, two degrees of freedom
+
+
+def test_paired_difference_interval_matches_hand_computation():
+    a, b = [0.80, 0.82, 0.85], [0.78, 0.81, 0.80]
+    mean = 0.08 / 3
+    se = math.sqrt((0.0030 - 0.0064 / 3) / 2) / math.sqrt(3)
+    t = mean / se
+    result = paired_difference(a, b)
+    assert result.n == 3 and result.df == 2
+    assert result.mean_diff == pytest.approx(mean)
+    assert result.ci_low == pytest.approx(mean - T_975_DF2 * se)
+    assert result.ci_high == pytest.approx(mean + T_975_DF2 * se)
+    assert result.p == pytest.approx(1 - t / math.sqrt(2 + t * t), rel=1e-9)
+
+
+def test_paired_difference_without_spread_or_seeds_gives_no_p_value():
+    constant = paired_difference([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
+    assert constant.mean_diff == pytest.approx(0.1) and math.isnan(constant.p)
+    assert constant.ci_low == pytest.approx(0.1) == constant.ci_high
+    single = paired_difference([0.9], [0.8])
+    assert math.isnan(single.p) and math.isnan(single.ci_low)
+    with pytest.raises(ValueError, match="pair the values by seed"):
+        paired_difference([], [])
+    with pytest.raises(ValueError, match="confidence"):
+        paired_difference([0.1, 0.2], [0.0, 0.1], confidence=95)
+
+
+def test_holm_matches_a_hand_worked_example():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> raised to 0.06
+    adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    assert adjusted.tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_caps_at_one_keeps_order_and_skips_nan():
+    adjusted = holm([0.5, float("nan"), 0.2, 0.9])
+    assert math.isnan(adjusted[1])
+    # family of three: 0.2*3 = 0.6, 0.5*2 = 1.0, 0.9*1 -> 1.0 (monotone)
+    assert adjusted[[2, 0, 3]].tolist() == pytest.approx([0.6, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([1.5])
+
+
+def test_stratified_difference_weighs_targets_equally_with_welch_df():
+    a1, b1 = [0.9, 0.8, 0.85], [0.8, 0.8, 0.8]  # diffs 0.1, 0.0, 0.05
+    a2, b2 = [0.5, 0.6, 0.4, 0.5, 0.7], [0.5, 0.5, 0.5, 0.5, 0.5]  # diffs 0, .1, -.1, 0, .2
+    d1, d2 = [0.1, 0.0, 0.05], [0.0, 0.1, -0.1, 0.0, 0.2]
+    v1 = sum((x - 0.05) ** 2 for x in d1) / 2 / (3 * 4)
+    v2 = sum((x - 0.04) ** 2 for x in d2) / 4 / (5 * 4)
+    result = stratified_difference([(a1, b1), (a2, b2)])
+    assert result.mean_diff == pytest.approx((0.05 + 0.04) / 2)  # not the mean of all 8 pairs
+    assert result.se == pytest.approx(math.sqrt(v1 + v2))
+    assert result.df == pytest.approx((v1 + v2) ** 2 / (v1 ** 2 / 2 + v2 ** 2 / 4))
+    assert result.n == 8
+    one = stratified_difference([(a1, b1)])
+    assert one.p == pytest.approx(paired_difference(a1, b1).p)
+
+
+def _acc_frame(values: dict, val: dict | None = None):
+    """A collected-results frame from {(target, method): per-seed test accuracies}."""
+    rows = []
+    for (target, method), accs in values.items():
+        for seed, acc in enumerate(accs):
+            rows.append({"target": target, "method": method, "seed": seed, "test_acc": acc,
+                         "val_acc": (val or {}).get(method, 0.5),
+                         "single_source": method.startswith("finetune-"), "order": 0})
+    return pd.DataFrame(rows)
+
+
+def test_comparison_table_per_target_pooled_holm_and_verdicts():
+    seeds = 10
+    noise = [0.01 * ((i * 7) % 5 - 2) for i in range(seeds)]
+    values = {}
+    for target, base in (("t1", 0.6), ("t2", 0.8)):
+        values[(target, "ensemble")] = [base + e for e in noise]
+        values[(target, "amcf")] = [base + 0.05 + e + 0.002 * (i % 3) for i, e in enumerate(noise)]
+        values[(target, "finetune-x")] = [base + 0.1 + e + 0.003 * (i % 2)
+                                          for i, e in enumerate(noise)]
+        values[(target, "finetune-y")] = [base - 0.1 + e for e in noise]
+    frame = _acc_frame(values, val={"finetune-x": 0.4, "finetune-y": 0.9})
+    table = comparison_table(frame, [("amcf", "ensemble"), ("amcf", BEST_SINGLE)])
+    assert table["scope"].tolist() == ["t1", "t2", "pooled"] * 2
+    # the best single source is chosen on validation (finetune-y), not on test (finetune-x)
+    best = table[table["method_b"] == BEST_SINGLE]
+    assert set(best["resolved_b"]) == {"finetune-y"}
+    assert (best["verdict"] == "higher").all()
+    pooled = table[(table["scope"] == "pooled") & (table["method_b"] == "ensemble")].iloc[0]
+    assert pooled["n"] == 2 * seeds and pooled["mean_diff"] == pytest.approx(0.052, abs=2e-3)
+    assert pooled["ci_low"] < pooled["mean_diff"] < pooled["ci_high"]
+    assert table["p_holm"].tolist() == pytest.approx(holm(table["p"]).tolist())
+    assert (table["p_holm"] >= table["p"]).all()
+
+
+def test_comparison_table_says_lower_and_no_clear_difference():
+    noise = [0.02 * ((i * 3) % 7 - 3) for i in range(10)]
+    values = {("t", "ensemble"): [0.7 + e for e in noise],
+              ("t", "amcf"): [0.6 + e + 0.001 * i for i, e in enumerate(noise)],
+              ("t", "amcf-lam0"): [0.6 + e + 0.03 * ((i * 5) % 3 - 1) for i, e in enumerate(noise)]}
+    table = comparison_table(_acc_frame(values), [("amcf", "ensemble"), ("amcf", "amcf-lam0")])
+    by = table[table["scope"] == "t"].set_index("method_b")["verdict"]
+    assert by["ensemble"] == "lower" and by["amcf-lam0"] == "no clear difference"
+
+
+def test_comparison_table_pairs_only_common_seeds():
+    values = {("t", "amcf"): [0.5, 0.6, 0.7, 0.8], ("t", "ensemble"): [0.4, 0.55, 0.65]}
+    row = comparison_table(_acc_frame(values), [("amcf", "ensemble")]).iloc[0]
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx((0.1 + 0.05 + 0.05) / 3)
+
+
+def test_decisive_pairs_skip_a_method_that_did_not_run():
+    frame = _acc_frame({("t", "amcf"): [0.5], ("t", "ensemble"): [0.4],
+                        ("t", "finetune-a"): [0.3]})
+    pairs = decisive_pairs(frame)
+    assert ("amcf", "ensemble") in pairs and ("amcf", BEST_SINGLE) in pairs
+    assert not any("amcf-select" in p or "amcf-lam0" in p for p in pairs)

@@ -18,6 +18,7 @@ from amcf.reporting.tables import (
     write_group_summary,
     write_tables,
 )
+from amcf.timings import metrics_digest
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +95,9 @@ def test_latex_and_csv_show_the_same_numbers(frame, tmp_path):
     amcf_line = next(line for line in tex.splitlines() if line.startswith("AMCF &"))
     cells = [c.strip() for c in amcf_line.rstrip(" \\").split("&")]
     assert cells[1] == f"{100 * amcf.test_mean:.1f} $\\pm$ {100 * amcf.test_std:.1f}"
-    assert cells[2].startswith(f"{100 * amcf.best_test_mean:.1f} ")
-    assert cells[3] == f"{100 * amcf.delta:+.1f}"
+    assert cells[2].startswith(f"{100 * amcf.final_test_mean:.1f} ")
+    assert cells[3].startswith(f"{100 * amcf.best_test_mean:.1f} ")
+    assert cells[4] == f"{100 * amcf.delta:+.1f}"
     assert cells[-1] == str(amcf.search_evaluations)
     ref_line = next(line for line in tex.splitlines() if "ref." in line)
     assert ref_line.startswith(table.set_index("method").loc[amcf.reference, "label"])
@@ -151,3 +153,69 @@ def test_a_group_stage_sees_only_its_own_runs(frame):
     assert set(group_rows(frame, "digits", "baselines").family) == {"baseline"}
     with pytest.raises(ValueError, match="group must be one of"):
         group_rows(frame, "digits", "amcf")
+
+
+def _metrics(final, **extra):
+    return {"selected_epoch": 2, "val_acc": 0.8, "test_acc": 0.7, "best_test_acc": 0.75,
+            "final_test_acc": final, "epochs": 3, "num_models": 2, "model_epochs": 6,
+            "trainable_params": 10, **extra}
+
+
+def _timings(root, runs: dict[str, float]):
+    rows = ["run,wall_time_s,shared_by,machine,metrics_sha256"]
+    for run, seconds in runs.items():
+        path = root / run / "metrics.json"
+        digest = metrics_digest(path) if path.is_file() else ""
+        rows.append(f"{run},{seconds},1,synthetic,{digest}")
+    (root / "timings.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_collect_reads_a_members_final_accuracy_from_the_joint_history(tmp_path):
+    run = tmp_path / "t" / "baselines" / "finetune-a" / "seed0"
+    write_json(run / "metrics.json", _metrics(None, history_member=1))
+    (run / "history.csv").write_text("epoch,test_acc,test_acc_m0,test_acc_m1\n"
+                                     "1,0.5,0.4,0.3\n2,0.6,0.55,0.62\n")
+    write_json(tmp_path / "t" / "amcf" / "seed0" / "metrics.json", _metrics(0.71))
+    write_json(tmp_path / "t" / "amcf" / "seed1" / "metrics.json", _metrics(None))
+    frame = collect(tmp_path).set_index(["method", "seed"])
+    assert frame.loc[("finetune-a", 0), "final_test_acc"] == pytest.approx(0.62)
+    assert frame.loc[("amcf", 0), "final_test_acc"] == pytest.approx(0.71)
+    assert math.isnan(frame.loc[("amcf", 1), "final_test_acc"])  # no history: unknown
+
+
+def test_collect_adds_each_seeds_search_to_the_cost_of_searched_schemes(tmp_path):
+    for method in ("amcf", "ablations/amcf-full", "ablations/amcf-lam0", "baselines/ensemble"):
+        for seed in range(3):
+            write_json(tmp_path / "t" / method / f"seed{seed}" / "metrics.json", _metrics(0.7))
+    write_json(tmp_path / "t" / "searches.json", {"searches": [
+        {"seed": 1, "best": [1, 2], "evaluations": 20, "model_epochs": 200, "calls": 30},
+        {"seed": 0, "best": [3, 4], "evaluations": 10, "model_epochs": 100, "calls": 30}]})
+    _timings(tmp_path, {"t/amcf/seed0": 2.0, "t/amcf/seed1": 3.0, "t/amcf/seed2": 4.0,
+                        "t/search/seed0": 50.0, "t/search/seed1": 70.0})
+    frame = collect(tmp_path).set_index(["method", "seed"])
+    # training seed s uses search seed s mod 2
+    assert frame.loc[("amcf", 1), "total_model_epochs"] == 6 + 200
+    assert frame.loc[("amcf", 2), "total_model_epochs"] == 6 + 100
+    assert frame.loc[("amcf", 1), "total_wall_time_s"] == pytest.approx(73.0)
+    assert frame.loc[("amcf", 2), "search_evaluations"] == 10
+    assert frame.loc[("amcf-lam0", 1), "search_model_epochs"] == 200
+    assert math.isnan(frame.loc[("amcf-lam0", 1), "total_wall_time_s"])  # run itself untimed
+    for method in ("amcf-full", "ensemble"):  # no searched scheme: no search cost
+        assert frame.loc[(method, 0), "total_model_epochs"] == 6
+        assert pd.isna(frame.loc[(method, 0), "search_evaluations"])
+
+
+def test_collect_derives_search_cost_from_a_single_search_file(tmp_path):
+    write_json(tmp_path / "t" / "amcf" / "seed0" / "metrics.json", _metrics(0.7))
+    write_json(tmp_path / "t" / "baselines" / "als" / "seed0" / "metrics.json", _metrics(0.7))
+    write_json(tmp_path / "t" / "search.json", {
+        "best": [1, 2], "evaluations": 4, "calls": 9,
+        "settings": {"seed": 0, "dims": 2, "context": {"train": {"epochs": 3}}}})
+    write_json(tmp_path / "t" / "baselines" / "als" / "search.json", {
+        "best": [1], "evaluations": 5, "calls": 9,
+        "settings": {"seed": 0, "dims": 1, "context": {"train": {"epochs": 3}}}})
+    _timings(tmp_path, {"t/baselines/als/seed0": 1.0, "t/baselines/als/search": 9.0})
+    frame = collect(tmp_path).set_index(["method", "seed"])
+    assert frame.loc[("amcf", 0), "search_model_epochs"] == 4 * 3 * 2
+    assert frame.loc[("als", 0), "total_model_epochs"] == 6 + 5 * 3
+    assert frame.loc[("als", 0), "total_wall_time_s"] == pytest.approx(10.0)

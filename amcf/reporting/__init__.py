@@ -4,8 +4,9 @@ and :func:`write_paper_inputs`, which writes every generated input of ``paper/ma
 from amcf.methods import MethodInfo, method_info
 from amcf.reporting.collect import collect, run_dir, search_evaluations
 from amcf.reporting.figures import (
-    plot_accuracy_vs_cost,
     plot_layer_scheme,
+    plot_method_accuracies,
+    plot_paired_differences,
     plot_per_class_errors,
     plot_swarm,
     plot_training_curves,
@@ -17,18 +18,25 @@ from amcf.reporting.paper import write_figures, write_paper_inputs
 from amcf.reporting.stats import (
     MeanStd,
     PairedComparison,
+    PairedInterval,
     best_single_source,
+    comparison_table,
+    holm,
     mean_std,
     paired_comparison,
+    paired_difference,
     paired_test,
+    stratified_difference,
 )
 from amcf.reporting.tables import results_table, summary_table, write_tables
 
 __all__ = [
-    "MeanStd", "MethodInfo", "PaperParams", "PairedComparison",
-    "best_single_source", "collect",
+    "MeanStd", "MethodInfo", "PaperParams", "PairedComparison", "PairedInterval",
+    "best_single_source", "collect", "comparison_table", "holm", "paired_difference",
+    "stratified_difference",
     "escape_latex", "macro_name", "mean_std", "method_info", "paired_comparison",
-    "paired_test", "plot_accuracy_vs_cost", "plot_layer_scheme", "plot_per_class_errors",
+    "paired_test", "plot_layer_scheme", "plot_method_accuracies", "plot_paired_differences",
+    "plot_per_class_errors",
     "plot_swarm", "plot_training_curves", "render_macros", "results_table", "run_dir",
     "save_figure", "search_evaluations", "summary_table", "write_figures", "write_macros",
     "write_paper_inputs", "write_tables",

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from amcf.io import atomic_path
 
@@ -206,37 +207,97 @@ def plot_per_class_errors(
     return save_figure(fig, stem)
 
 
-def plot_accuracy_vs_cost(
+def _pair_label(a: str, b: str, labels: Mapping[str, str]) -> str:
+    return f"{labels.get(a, a)}\nminus {labels.get(b, b)}"
+
+
+def plot_paired_differences(
+    comparisons: pd.DataFrame,
+    stem: str | os.PathLike | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """Paired test-accuracy differences (method_a - method_b, percentage points) with their
+    confidence intervals: one row per comparison, one marker per target, the pooled estimate
+    in black, a line at zero; a filled marker is a Holm-significant difference.
+
+    ``comparisons`` is :func:`amcf.reporting.stats.comparison_table`.
+    """
+    needed = ["scope", "method_a", "method_b", "mean_diff", "ci_low", "ci_high", "verdict"]
+    table = _read_csv(comparisons, needed, "comparison table")
+    if table.empty:
+        raise ValueError("no comparisons to draw; comparison_table found no pair with results")
+    labels = dict(labels or {})
+    pairs = list(dict.fromkeys(zip(table["method_a"], table["method_b"], strict=True)))
+    scopes = list(dict.fromkeys(s for s in table["scope"] if s != "pooled")) + ["pooled"]
+    fig = _new_figure(7.5, 1.2 + 0.2 * len(pairs) * len(scopes))
+    ax = fig.subplots()
+    step = 0.7 / max(1, len(scopes) - 1)
+    colours = {s: f"C{i}" for i, s in enumerate(scopes[:-1])} | {"pooled": "black"}
+    for i, scope in enumerate(scopes):
+        part = table[table["scope"] == scope]
+        rows = [pairs.index((a, b)) for a, b in zip(part["method_a"], part["method_b"],
+                                                     strict=True)]
+        y = np.array(rows, dtype=float) - 0.35 + i * step if len(scopes) > 1 else np.array(rows)
+        mean = 100 * part["mean_diff"].to_numpy(dtype=float)
+        low = 100 * part["ci_low"].to_numpy(dtype=float)
+        high = 100 * part["ci_high"].to_numpy(dtype=float)
+        err = np.vstack([mean - low, high - mean])
+        ax.errorbar(mean, y, xerr=np.nan_to_num(err), fmt="none", ecolor=colours[scope],
+                    elinewidth=1.6 if scope == "pooled" else 1, capsize=2)
+        significant = (part["verdict"] != "no clear difference").to_numpy()
+        marker = "D" if scope == "pooled" else "o"
+        ax.scatter(mean[significant], y[significant], marker=marker, color=colours[scope],
+                   zorder=3, s=30)
+        ax.scatter(mean[~significant], y[~significant], marker=marker, facecolors="white",
+                   edgecolors=colours[scope], zorder=3, s=30)
+    ax.axvline(0, color="grey", lw=1, ls="--")
+    for row in range(1, len(pairs)):
+        ax.axhline(row - 0.5, color="lightgrey", lw=0.6)
+    ax.set_yticks(range(len(pairs)), [_pair_label(a, b, labels) for a, b in pairs], fontsize=8)
+    ax.set_ylim(len(pairs) - 0.5, -0.5)
+    ax.set_xlabel(f"test accuracy difference (percentage points), "
+                  f"{100 * confidence:.0f}% confidence interval")
+    ax.set_ylabel("comparison")
+    handles = [Line2D([], [], ls="none", marker="D" if s == "pooled" else "o", color=colours[s],
+                      label=s) for s in scopes]
+    handles.append(Line2D([], [], ls="none", marker="o", markerfacecolor="white",
+                          markeredgecolor="grey", label="hollow: no clear\ndifference (Holm)"))
+    ax.legend(handles=handles, title="target", fontsize=7, title_fontsize=7,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return save_figure(fig, stem)
+
+
+def plot_method_accuracies(
     frame: pd.DataFrame,
     stem: str | os.PathLike | None = None,
     *,
-    cost: str = "model_epochs",
-    annotate: bool = True,
+    column: str = "test_acc",
 ) -> Figure:
-    """One panel per target: each method's mean test accuracy (val-selected) against its mean
-    training cost, with ±1 sample std error bars over seeds, coloured by family."""
-    if cost not in ("model_epochs", "wall_time_s"):
-        raise ValueError(f"cost must be 'model_epochs' or 'wall_time_s', got {cost!r}")
+    """Mean test accuracy (val-selected epoch) with +-1 sample std over seeds: one row per
+    method, sorted by the mean, one panel per target, coloured by family."""
+    if column not in frame.columns:
+        raise ValueError(f"no column {column!r} in the results frame; use e.g. 'test_acc'")
     targets = sorted(frame["target"].unique())
-    fig = _new_figure(4.2 * len(targets), 3.8)
+    if not targets:
+        raise ValueError("the results frame is empty; collect some runs first")
+    methods = frame.groupby("target")["method"].nunique().max()
+    fig = _new_figure(4.8 * len(targets), 1.0 + 0.28 * methods)
     axes = fig.subplots(1, len(targets), squeeze=False)[0]
     for ax, target in zip(axes, targets, strict=True):
-        rows = frame[frame["target"] == target]
-        agg = rows.groupby("method").agg(
-            acc=("test_acc", "mean"), std=("test_acc", "std"), cost=(cost, "mean"),
-            cost_std=(cost, "std"), family=("family", "first"), label=("label", "first"),
-        )
-        families = [f for f in FAMILY_COLOURS if f in set(agg["family"])]
-        for family in families + sorted(set(agg["family"]) - set(families)):
-            part = agg[agg["family"] == family]
-            ax.errorbar(part["cost"], 100 * part["acc"], yerr=100 * part["std"].fillna(0),
-                        xerr=part["cost_std"].fillna(0), fmt="o", ms=5, capsize=2,
-                        color=FAMILY_COLOURS.get(family, "tab:grey"), label=family)
-            if annotate:
-                for r in part.itertuples():
-                    ax.annotate(r.label, (r.cost, 100 * r.acc), fontsize=6,
-                                xytext=(3, 3), textcoords="offset points")
-        ax.set(xlabel="model-epochs" if cost == "model_epochs" else "wall time (s)",
-               ylabel="test accuracy (%)", title=target)
-        ax.legend(fontsize=7)
+        agg = frame[frame["target"] == target].groupby("method").agg(
+            acc=(column, "mean"), std=(column, "std"), family=("family", "first"),
+            label=("label", "first")).sort_values("acc")
+        y = np.arange(len(agg))
+        for family in dict.fromkeys(agg["family"]):
+            mask = (agg["family"] == family).to_numpy()
+            ax.errorbar(100 * agg["acc"][mask], y[mask], xerr=100 * agg["std"][mask].fillna(0),
+                        fmt="o", ms=4, capsize=2, color=FAMILY_COLOURS.get(family, "tab:grey"),
+                        label=family)
+        ax.set_yticks(y, agg["label"].tolist(), fontsize=7)
+        ax.set(xlabel="test accuracy (%), mean $\\pm$ std over seeds", title=target)
+        ax.grid(axis="x", color="lightgrey", lw=0.5)
+    axes[0].set_ylabel("method (sorted by mean)")
+    axes[-1].legend(fontsize=7, loc="lower right")
     return save_figure(fig, stem)

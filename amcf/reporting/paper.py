@@ -5,7 +5,10 @@ Layout under ``paper_dir`` (paths as ``main.tex`` uses them)::
     generated/macros.tex                 numbers and names cited in the text
     generated/results-tables.tex         one table environment per target
     generated/tables/results-<t>.{tex,csv}, generated/tables/summary.{tex,csv}
-    figures/{curves,swarm,scheme,per-class,acc-vs-cost}.{pdf,png}
+    generated/claims.tex                 every sentence that states a finding (reporting.claims)
+    generated/tables/comparisons.{tex,csv}  the decisive paired comparisons, Holm-corrected
+    generated/tables/deviations.tex      embedded profile vs paper settings vs authors' script
+    figures/{curves,swarm,scheme,per-class,differences}.{pdf,png}
     summary.json                         runs, targets and methods reported (a DVC metric)
 """
 
@@ -19,10 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from amcf.io import write_json, write_text
-from amcf.reporting.collect import collect, run_dir
+from amcf.reporting.claims import claim_comparisons, comparisons_table_latex, write_claims
+from amcf.reporting.collect import _read_searches, collect, run_dir, search_for_seed
+from amcf.reporting.deviations import deviations_table_latex
 from amcf.reporting.figures import (
-    plot_accuracy_vs_cost,
     plot_layer_scheme,
+    plot_paired_differences,
     plot_per_class_errors,
     plot_swarm,
     plot_training_curves,
@@ -35,7 +40,9 @@ from amcf.reporting.macros import (
     result_macros,
     write_macros,
 )
+from amcf.reporting.stats import BEST_SINGLE, comparison_table, decisive_pairs
 from amcf.reporting.tables import slug, write_tables
+from amcf.timings import read_summary
 
 FEATURED_METHOD = "amcf"
 
@@ -53,7 +60,10 @@ def results_tables_tex(targets: Sequence[str]) -> str:
             "optimistic by construction). $\\Delta$: mean paired difference of test accuracy "
             "against the best single-source baseline (chosen on validation accuracy, "
             "marked ref.); $p$: two-sided paired $t$-test over seeds (none below three seeds); "
-            "Wins: seeds on which the method beat the reference. Cost per run.}\n"
+            "Wins: seeds on which the method beat the reference. Final: test accuracy after "
+            "the last epoch. $^\\ddagger$Cost per run, including the search behind the run's "
+            "layer scheme (AMLS for AMCF and the ablations that keep its scheme, the genetic "
+            "search for ALS); a dash where a run or its search was not timed.}\n"
             f"\\label{{tab:results-{slug(target)}}}\n"
             f"\\fitwidth{{\\input{{generated/tables/results-{slug(target)}}}}}\n"
             "\\end{table}\n"
@@ -84,6 +94,24 @@ def _layer_tables(results_dir: Path, sources: Sequence[str], given: Mapping | No
     return {s: given[s] for s in sources}
 
 
+def target_searches(results_dir: str | os.PathLike, target: str) -> list[dict]:
+    """The AMLS searches of ``target`` (``searches.json``, or the older one-search
+    ``search.json``), sorted by search seed."""
+    root = Path(results_dir) / target
+    for name in ("searches.json", "search.json"):
+        if (root / name).is_file():
+            return _read_searches(root / name)
+    raise FileNotFoundError(f"{root}/searches.json (or search.json) is missing; run the search "
+                            f"stage of {target}")
+
+
+def method_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """Method id -> the label a reader sees, plus the best-single-source stand-in."""
+    labels = dict(zip(frame["method"], frame["label"], strict=True))
+    labels[BEST_SINGLE] = "best single source"
+    return labels
+
+
 def write_figures(
     frame: pd.DataFrame,
     results_dir: str | os.PathLike,
@@ -91,27 +119,31 @@ def write_figures(
     target: str,
     sources: Sequence[str],
     layer_tables: Mapping | None = None,
+    comparisons: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
-    """The paper's five figures; all but accuracy-vs-cost show AMCF on ``target``'s first seed."""
+    """The paper's five figures; all but the paired differences show AMCF on ``target``'s first
+    seed. ``comparisons`` (default: the decisive ones) feed the differences figure."""
     results, out = Path(results_dir), Path(figures_dir)
     runs = frame[(frame["target"] == target) & (frame["method"] == FEATURED_METHOD)]
     if runs.empty:
         raise ValueError(f"no {FEATURED_METHOD} results on {target!r} to draw; run that stage")
     seed = int(runs["seed"].min())
     run = run_dir(results, target, FEATURED_METHOD, seed)
-    search_path = results / target / "search.json"
-    if not search_path.is_file():
-        raise FileNotFoundError(f"{search_path} is missing; run the search stage of {target}")
-    search = json.loads(search_path.read_text(encoding="utf-8"))
+    search = search_for_seed(target_searches(results, target), seed)
     tables = _layer_tables(results, sources, layer_tables)
     selected = int(runs.loc[runs["seed"] == seed, "selected_epoch"].iloc[0])
     plot_training_curves(run / "history.csv", out / "curves", selected_epoch=selected)
     plot_swarm(search, out / "swarm", dim_names=list(sources))
     plot_layer_scheme(tables, search["best"], out / "scheme")
     plot_per_class_errors(run / "test_predictions.csv", out / "per-class")
-    plot_accuracy_vs_cost(frame, out / "acc-vs-cost")
+    if comparisons is None:
+        comparisons = comparison_table(frame, decisive_pairs(frame))
+    if comparisons.empty:
+        raise ValueError("no decisive comparison has results to draw; run AMCF and the "
+                         "ensemble (baselines stage) on at least one target")
+    plot_paired_differences(comparisons, out / "differences", labels=method_labels(frame))
     return {name: out / f"{name}.pdf"
-            for name in ("curves", "swarm", "scheme", "per-class", "acc-vs-cost")}
+            for name in ("curves", "swarm", "scheme", "per-class", "differences")}
 
 
 def schemes_table_latex(results_dir: str | os.PathLike, targets: Sequence[str]) -> str:
@@ -119,17 +151,19 @@ def schemes_table_latex(results_dir: str | os.PathLike, targets: Sequence[str]) 
     fitness, and the search's fitness calls and distinct trainings."""
     rows, sources = [], None
     for target in targets:
-        search = json.loads((Path(results_dir) / target / "search.json").read_text("utf-8"))
-        names = search.get("sources") or [f"source {j + 1}" for j in range(len(search["best"]))]
-        if sources is None:
-            sources = names
-        if names != sources:
-            raise ValueError(f"{target}'s search used sources {names}, others {sources}: one "
-                             "schemes table needs one source set")
-        rows.append([f"\\texttt{{{escape_latex(target)}}}", *(str(k) for k in search["best"]),
-                     f"{100 * search['best_fitness']:.1f}", str(search["calls"]),
-                     str(search["evaluations"])])
-    header = ["Target", *(f"$k$ {escape_latex(n)}" for n in sources or []),
+        for search in target_searches(results_dir, target):
+            names = search.get("sources") or [f"source {j + 1}"
+                                              for j in range(len(search["best"]))]
+            if sources is None:
+                sources = names
+            if names != sources:
+                raise ValueError(f"{target}'s search used sources {names}, others {sources}: "
+                                 "one schemes table needs one source set")
+            rows.append([f"\\texttt{{{escape_latex(target)}}}", str(search.get("seed", 0)),
+                         *(str(k) for k in search["best"]),
+                         f"{100 * search['best_fitness']:.1f}", str(search["calls"]),
+                         str(search["evaluations"])])
+    header = ["Target", "Search seed", *(f"$k$ {escape_latex(n)}" for n in sources or []),
               "Val.\\ fitness (\\%)", "Calls", "Trainings"]
     lines = [f"\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}", "\\toprule",
              " & ".join(header) + r" \\", "\\midrule",
@@ -166,18 +200,29 @@ def write_paper_inputs(
     written["results-tables"] = write_text(gen / "results-tables.tex", results_tables_tex(targets))
     written["table:schemes"] = write_text(gen / "tables" / "schemes.tex",
                                           schemes_table_latex(results_dir, targets))
+    comparisons = claim_comparisons(frame)
+    written["table:comparisons.csv"] = write_text(gen / "tables" / "comparisons.csv",
+                                                  comparisons.to_csv(index=False))
+    written["table:comparisons"] = write_text(
+        gen / "tables" / "comparisons.tex",
+        comparisons_table_latex(comparisons, method_labels(frame)))
+    written["table:deviations"] = write_text(gen / "tables" / "deviations.tex",
+                                             deviations_table_latex(p, frame, profile_name))
+    written["claims"] = write_claims(gen / "claims.tex", frame, comparisons,
+                                     read_summary(results_dir))
+    decisive = comparisons[comparisons["group"] == "decisive"]
     written.update({f"figure:{k}": v for k, v in write_figures(
-        frame, results_dir, paper / "figures", featured, p.sources, layer_tables).items()})
+        frame, results_dir, paper / "figures", featured, p.sources, layer_tables,
+        decisive).items()})
+    featured_seed = int(frame.loc[(frame.target == featured)
+                                  & (frame.method == FEATURED_METHOD), "seed"].min())
     context = {
         "Profile": escape_latex(profile_name),
         "ReportNotebook": escape_latex(notebook),
         "FeaturedTarget": escape_latex(featured),
-        "FeaturedSeed": str(int(frame.loc[(frame.target == featured)
-                                          & (frame.method == FEATURED_METHOD), "seed"].min())),
-        "FeaturedScheme": ", ".join(
-            str(k) for k in json.loads(
-                (Path(results_dir) / featured / "search.json").read_text(encoding="utf-8"))["best"]
-        ),
+        "FeaturedSeed": str(featured_seed),
+        "FeaturedScheme": ", ".join(str(k) for k in search_for_seed(
+            target_searches(results_dir, featured), featured_seed)["best"]),
     }
     macros = merge_macros(context, param_macros(p), result_macros(frame, candidates))
     written["macros"] = write_macros(gen / "macros.tex", macros)

@@ -28,8 +28,9 @@ from amcf.reporting.stats import best_single_source, mean_std, paired_comparison
 
 RESULT_COLUMNS = (
     "method", "label", "family", "n", "test_mean", "test_std", "best_test_mean", "best_test_std",
-    "val_mean", "reference", "delta", "p_value", "wins", "n_paired", "test_note",
-    "model_epochs", "wall_time_s", "search_evaluations",
+    "final_test_mean", "final_test_std", "val_mean", "reference", "delta", "p_value", "wins",
+    "n_paired", "test_note", "model_epochs", "wall_time_s", "search_evaluations",
+    "total_model_epochs", "total_wall_time_s",
 )
 
 
@@ -42,7 +43,9 @@ def results_table(
     frame: pd.DataFrame, target: str, candidates: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """One row per method on ``target``: mean/std over seeds, paired Δ vs the best single
-    source (picked on validation accuracy), and training cost (mean per run)."""
+    source (picked on validation accuracy), the last epoch's test accuracy beside the
+    validation-selected one, and training cost (mean per run; ``total_*`` include the search
+    behind the run's scheme, see :func:`amcf.reporting.collect.collect`)."""
     rows = frame[frame["target"] == target]
     if rows.empty:
         raise ValueError(f"no results for target {target!r}; collected targets: "
@@ -61,6 +64,9 @@ def results_table(
             "test_std": test.std,
             "best_test_mean": best.mean,
             "best_test_std": best.std,
+            # NaN when a seed lacks its last epoch: a partial mean would mislead
+            "final_test_mean": float(runs["final_test_acc"].mean(skipna=False)),
+            "final_test_std": float(runs["final_test_acc"].std(skipna=False)),
             "val_mean": float(runs["val_acc"].mean()),
             "reference": reference or "",
             "delta": float("nan"),
@@ -72,6 +78,8 @@ def results_table(
             # a dash unless every seed is timed (amcf.timings)
             "wall_time_s": float(runs["wall_time_s"].mean(skipna=False)),
             "search_evaluations": runs["search_evaluations"].iloc[0],
+            "total_model_epochs": float(runs["total_model_epochs"].mean()),
+            "total_wall_time_s": float(runs["total_wall_time_s"].mean(skipna=False)),
         }
         if reference and method != reference:
             cmp = paired_comparison(frame, target, method, reference)
@@ -167,17 +175,19 @@ def _tabular(header: list[str], align: str, body: list[tuple[list[str], str]]) -
 
 def results_table_latex(table: pd.DataFrame) -> str:
     """A booktabs tabular of :func:`results_table` (accuracies in %, Δ in points)."""
-    header = ["Method", "Test acc.\\ (\\%)", "Best-test$^\\dagger$ (\\%)",
-              "$\\Delta$ (pp)", "$p$", "Wins", "Model-epochs", "Wall (s)", "Fitness runs"]
+    header = ["Method", "Test acc.\\ (\\%)", "Final (\\%)", "Best-test$^\\dagger$ (\\%)",
+              "$\\Delta$ (pp)", "$p$", "Wins", "Model-epochs$^\\ddagger$", "Wall (s)$^\\ddagger$",
+              "Fitness runs"]
     body = []
     for r in table.itertuples(index=False):
         is_ref = r.method == r.reference
         delta = "ref." if is_ref else fmt_signed_pct(r.delta)
         wins = DASH if pd.isna(r.wins) else f"{r.wins}/{r.n_paired}"
         cells = [escape_latex(r.label), fmt_pm(r.test_mean, r.test_std),
+                 fmt_pm(r.final_test_mean, r.final_test_std),
                  fmt_pm(r.best_test_mean, r.best_test_std), delta,
                  DASH if is_ref else fmt_p(r.p_value), DASH if is_ref else wins,
-                 fmt_num(r.model_epochs), fmt_num(r.wall_time_s, 1),
+                 fmt_num(r.total_model_epochs), fmt_num(r.total_wall_time_s, 1),
                  fmt_num(r.search_evaluations)]
         body.append((cells, r.family))
     return _tabular(header, "l" + "r" * (len(header) - 1), body)
