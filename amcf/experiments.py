@@ -225,14 +225,15 @@ def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any
     (the headline numbers, a DVC metric). Returns the search's result.
 
     The swarm's state lives in a work directory named after everything the search depends
-    on, so a killed search resumes and a changed setting starts afresh.
+    on, so a killed search resumes and a changed setting starts afresh. ``fitness`` may be an
+    :class:`amcf.amls.FitnessConfig`, whose ``score`` chooses the fitness; each training's
+    measurements are kept apart from the score (see :func:`_search_dirs`).
     """
     from amcf.amls import run_amls
 
-    state = (Path(work_dir) / splits.name / "amls"
-             / fingerprint(pso, fitness.identity(), sources_fingerprint(sources), lam,
-                           freeze_bn_stats, data_fingerprint(splits)) / "state.json")
-    result = run_amls(sources, splits, pso, fitness, lam, state, freeze_bn_stats=freeze_bn_stats)
+    state, runs = _search_dirs(splits, sources, pso, fitness, lam, work_dir, freeze_bn_stats)
+    result = run_amls(sources, splits, pso, fitness, lam, state, freeze_bn_stats=freeze_bn_stats,
+                      runs_dir=runs)
     out = Path(out_dir)
     write_json(out / "search.json", {"sources": [s.name for s in sources], **result.to_dict()})
     write_json(out / "search-summary.json", {
@@ -240,6 +241,58 @@ def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any
         "evaluations": result.evaluations,
         **{f"k_{s.name}": k for s, k in zip(sources, result.best, strict=True)}})
     return result
+
+
+def _search_dirs(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
+                 fitness: TrainConfig, lam: float, work_dir: str | Path,
+                 freeze_bn_stats: bool) -> tuple[Path, Path]:
+    """The search's state file, and the folder of its trainings' measurements.
+
+    The state depends on the score (through ``fitness.identity()``, which holds it only when
+    it is not the default, so existing states keep their path); the measurements do not, so
+    searches under other scores or swarm settings share every training they repeat.
+    """
+    from amcf.amls import training_identity
+
+    base = Path(work_dir) / splits.name
+    common = (sources_fingerprint(sources), lam, freeze_bn_stats, data_fingerprint(splits))
+    state = base / "amls" / fingerprint(pso, fitness.identity(), *common) / "state.json"
+    runs = base / "amls-runs" / fingerprint(training_identity(fitness), *common)
+    return state, runs
+
+
+def compare_search_scores(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
+                          fitness: TrainConfig, lam: float, work_dir: str | Path,
+                          scores: Sequence[str] = ("accuracy", "loss"),
+                          freeze_bn_stats: bool = False) -> dict[str, Any]:
+    """AMLS under each fitness score, same swarm seed, sharing the trainings they repeat.
+
+    A scheme trained for one score is read back, not trained again, by the others (same
+    scheme and fitness seed give the same training; only the scoring differs). Returns the
+    chosen scheme and best fitness per score, ``same_scheme`` (whether every score chose the
+    same one) and ``trainings``: the fitness runs this call trained (the rest were shared).
+    """
+    from amcf.amls import FitnessConfig, run_amls
+    from amcf.search.scores import check_score
+
+    scores = [check_score(s) for s in scores]
+    if len(scores) < 2:
+        raise ValueError(f"compare at least two scores, got {scores}")
+    base = {k: v for k, v in fitness.model_dump().items() if k != "score"}
+    results = {}
+    trained = 0
+    for score in scores:
+        config = FitnessConfig(**base, score=score)
+        state, runs = _search_dirs(splits, sources, pso, config, lam, work_dir,
+                                   freeze_bn_stats)
+        before = len(list(runs.glob("*.json"))) if runs.is_dir() else 0
+        results[score] = run_amls(sources, splits, pso, config, lam, state,
+                                  freeze_bn_stats=freeze_bn_stats, runs_dir=runs)
+        trained += len(list(runs.glob("*.json"))) - before
+    best = {score: list(r.best) for score, r in results.items()}
+    return {"best": best, "best_fitness": {s: r.best_fitness for s, r in results.items()},
+            "same_scheme": len({tuple(b) for b in best.values()}) == 1,
+            "trainings": trained, "results": results}
 
 
 def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | None = None,
