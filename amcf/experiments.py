@@ -23,6 +23,7 @@ The independent runs of a group (methods x seeds) go through
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -311,6 +312,63 @@ def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | 
                      "sources": [s.name for s in sources]})
 
 
+def run_amcf_select(setting: Setting, seed: int) -> Path:
+    """``amcf-select``: AMCF's models, fused over the sources chosen on validation
+    (:mod:`amcf.select`), reported with AMCF's protocol (epoch selected on validation,
+    best-over-epochs and last epoch beside it).
+
+    A finished AMCF run keeps no weights (``keep_checkpoint=False``) and no per-epoch logits,
+    and the choice is made at every epoch, so this run trains AMCF's models again: the same
+    seed, scheme, sources, lam and recipe, hence the same run identity, in its own work
+    directory. Its cost is AMCF's training plus one evaluation of every subset per epoch;
+    ``all_sources_test_acc`` (all sources summed) repeats AMCF's own number as a check.
+    """
+    from amcf.select import SubsetSelection
+
+    scheme = setting.scheme_for(seed)
+    objective = Objective(setting.lam)
+    config = setting.train.model_copy(update={"seed": seed})
+    with seeded(seed):
+        models = build_frozen(setting.sources, scheme, setting.splits, setting.freeze_bn_stats)
+    work = _work_dir(setting.work_dir / setting.splits.name, "amcf-select", seed, config,
+                     setting.splits, models, objective)
+    tracker = SubsetSelection(models, setting.splits, config, work / "selection.json")
+    result = fit(models, setting.splits, config, objective, out_dir=work,
+                 keep_checkpoint=False, callback=tracker)
+    if not tracker.complete(config.epochs):
+        # finished (or checkpointed) without every epoch's choice, e.g. killed between a
+        # checkpoint and its callback: only a fresh training brings the weights back
+        tracker.reset()
+        with seeded(seed):
+            models = build_frozen(setting.sources, scheme, setting.splits,
+                                  setting.freeze_bn_stats)
+        tracker.models = models
+        result = fit(models, setting.splits, config, objective, out_dir=work, resume=False,
+                     keep_checkpoint=False, callback=tracker)
+    return _publish_selection(setting, seed, result, tracker, scheme)
+
+
+def _publish_selection(setting: Setting, seed: int, result: TrainResult, tracker: Any,
+                       scheme: Sequence[int]) -> Path:
+    """metrics.json of amcf-select (with the sources chosen) and a history whose val/test
+    accuracies are those of the chosen subset at each epoch."""
+    from amcf.train.records import write_predictions
+
+    names = [s.name for s in setting.sources]
+    out = setting.out_dir("amcf-select", seed)
+    out.mkdir(parents=True, exist_ok=True)
+    if tracker.best_predictions is not None:
+        write_predictions(out / "test_predictions.csv",
+                          torch.tensor(tracker.best_predictions), torch.tensor(tracker.test_labels))
+    history = [{**row, "val_acc": sel["val_acc"], "test_acc": sel["test_acc"]}
+               for row, sel in zip(result.history, tracker.rows, strict=True)]
+    keep = ("members", "epochs", "num_models", "model_epochs", "trainable_params", "device")
+    metrics = {"method": "amcf-select", "seed": seed, **tracker.summary(names),
+               **{k: result.metrics[k] for k in keep},
+               "scheme": list(scheme), "lam": setting.lam, "sources": names}
+    return _publish_files(setting, out, dataclasses.replace(result, history=history), metrics)
+
+
 def run_finetune(setting: Setting, seed: int) -> None:
     """Standalone fine-tuning of every source and their ensemble, from one lam = 0 run."""
     from amcf.baselines.recipes import finetune
@@ -433,8 +491,9 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
 
 def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
                   methods: Sequence[str] = ABLATION_RUNS, few_seeds: int | None = None) -> None:
-    """AMCF with one piece changed: lambda, the scheme, K, or the collaborative term (the
-    non-decisive ones for the first ``few_seeds`` seeds only)."""
+    """AMCF with one piece changed: lambda, the scheme, K, the collaborative term, or the
+    sources that take part in the prediction (the non-decisive ones for the first
+    ``few_seeds`` seeds only)."""
     from amcf.baselines.dml import DeepMutualLearning
 
     unknown = sorted(set(methods) - set(ABLATION_RUNS))
@@ -461,6 +520,8 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
                 calls.append(partial(amcf, seed, method=f"amcf-k{k}",
                                      sources=setting.sources[:k],
                                      scheme=setting.scheme_for(seed)[:k]))
+        if "amcf-select" in methods and runs_here("amcf-select"):
+            calls.append(partial(run_amcf_select, setting, seed))
         if "amcf-dml" in methods and runs_here("amcf-dml"):
             dml = DeepMutualLearning(**setting.options.get("amcf-dml", {}))
             calls.append(partial(amcf, seed, method="amcf-dml", objective=dml))

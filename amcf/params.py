@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from amcf.amls import FitnessConfig
 from amcf.methods import ABLATION_RUNS, BASELINE_RUNS
 from amcf.train import TrainConfig
 
@@ -36,7 +37,7 @@ class PSOSettings(_Strict):
 
 class SearchSection(_Strict):
     pso: PSOSettings
-    fitness: TrainConfig
+    fitness: FitnessConfig  # a TrainConfig plus `score` (amcf.search.scores)
 
 
 class DatasetEntry(_Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -99,7 +100,18 @@ def evaluate(
             "member_predictions": members, "labels": labels}
 
 
-def subset_scores(
+
+@dataclass
+class SubsetOutput:
+    """One subset's fused prediction on a split: accuracy, mean cross-entropy, and (when
+    asked) the predicted classes."""
+
+    acc: float
+    loss: float
+    predictions: torch.Tensor | None = None
+
+
+def subset_outputs(
     models: Sequence[nn.Module],
     dataset: Dataset,
     subsets: Sequence[Sequence[int]],
@@ -109,8 +121,9 @@ def subset_scores(
     amp: bool = False,
     channels_last: bool = False,
     num_workers: int = 0,
-) -> list[tuple[float, float]]:
-    """(accuracy, mean cross-entropy) of the summed logits of each subset of the models.
+    keep_predictions: bool = False,
+) -> tuple[list[SubsetOutput], torch.Tensor]:
+    """The fused prediction of each subset of the models (summed logits), and the labels.
 
     One pass over ``dataset``: every model sees each batch once and every subset's fused
     logits are formed from those, so scoring all 2^K - 1 subsets costs one evaluation. The
@@ -123,7 +136,8 @@ def subset_scores(
         m.eval()
     correct = torch.zeros(len(subsets), dtype=torch.float64, device=device)
     ce_sum = torch.zeros(len(subsets), dtype=torch.float64, device=device)
-    seen = 0
+    predictions: list[list[torch.Tensor]] = [[] for _ in subsets]
+    labels = []
     generator = torch.Generator().manual_seed(0)  # unused by an evaluation pass
     try:
         with torch.inference_mode():
@@ -136,12 +150,26 @@ def subset_scores(
                 logits = [z.float() for z in logits]
                 for i, subset in enumerate(subsets):
                     fused = fused_logits([logits[j] for j in subset])
-                    correct[i] += (fused.argmax(dim=-1) == y).sum()
+                    predicted = fused.argmax(dim=-1)
+                    correct[i] += (predicted == y).sum()
                     ce_sum[i] += torch.nn.functional.cross_entropy(fused, y, reduction="sum")
-                seen += y.shape[0]
+                    if keep_predictions:
+                        predictions[i].append(predicted.cpu())
+                labels.append(y.cpu())
     finally:
         for m, mode in zip(models, was_training, strict=True):
             m.train(mode)
-    if seen == 0:
+    if not labels:
         raise ValueError("cannot evaluate on an empty dataset: the split has no samples")
-    return [(c / seen, l / seen) for c, l in zip(correct.tolist(), ce_sum.tolist(), strict=True)]
+    seen = sum(y.numel() for y in labels)
+    outputs = [SubsetOutput(c / seen, l / seen, torch.cat(p) if keep_predictions else None)
+               for c, l, p in zip(correct.tolist(), ce_sum.tolist(), predictions, strict=True)]
+    return outputs, torch.cat(labels)
+
+
+def subset_scores(models: Sequence[nn.Module], dataset: Dataset,
+                  subsets: Sequence[Sequence[int]], **options: Any) -> list[tuple[float, float]]:
+    """(accuracy, mean cross-entropy) of the summed logits of each subset of the models
+    (options as :func:`subset_outputs`)."""
+    outputs, _ = subset_outputs(models, dataset, subsets, **options)
+    return [(o.acc, o.loss) for o in outputs]
