@@ -21,10 +21,9 @@ import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -52,25 +51,6 @@ class WithheldSplit(Dataset):
                            "must use the validation split only")
 
     __len__ = __getitem__ = _refuse
-
-
-class FitnessConfig(TrainConfig):
-    """The recipe of a fitness run (``search.fitness`` in params.yaml) and how it is scored.
-
-    ``score`` changes which scheme wins, not how a run trains: it joins :meth:`identity` (so
-    the search's memo and work directory) only when it is not the default, so searches made
-    before it existed are found again, and :meth:`training_identity` leaves it out.
-    """
-
-    score: Literal["accuracy", "loss", "accuracy+loss"] = Field(
-        DEFAULT_SCORE, description="fitness of a run: best fused val 'accuracy' (the paper), "
-        "'loss' (minus the fused val cross-entropy) or 'accuracy+loss' (ties broken by loss)")
-
-    def identity(self) -> dict[str, Any]:
-        ident = super().identity()
-        if self.score == DEFAULT_SCORE:
-            ident.pop("score")
-        return ident
 
 
 def fitness_score(config: TrainConfig) -> str:

@@ -44,7 +44,7 @@ from amcf.methods import ABLATION_RUNS, BASELINE_RUNS, is_decisive
 from amcf.models import SourceSpec, build_model
 from amcf.objective import Objective
 from amcf.pipeline.fanout import run_all
-from amcf.train import TrainConfig, TrainResult, fit
+from amcf.train import FitnessConfig, TrainConfig, TrainResult, fit
 from amcf.train.records import write_history
 
 SINGLE_SOURCE_RUNS = ("scratch", "l2sp", "childtune-f", "childtune-d", "adafilter")
@@ -273,7 +273,7 @@ def compare_search_scores(splits: Splits, sources: Sequence[SourceSpec], pso: di
     chosen scheme and best fitness per score, ``same_scheme`` (whether every score chose the
     same one) and ``trainings``: the fitness runs this call trained (the rest were shared).
     """
-    from amcf.amls import FitnessConfig, run_amls
+    from amcf.amls import run_amls
     from amcf.search.scores import check_score
 
     scores = [check_score(s) for s in scores]

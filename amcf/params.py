@@ -15,9 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from amcf.amls import FitnessConfig
 from amcf.methods import ABLATION_RUNS, BASELINE_RUNS
-from amcf.train import TrainConfig
+from amcf.train import FitnessConfig, TrainConfig
 
 
 class _Strict(BaseModel):

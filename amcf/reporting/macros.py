@@ -76,9 +76,8 @@ class PaperParams(BaseModel):
         """The cited settings from the pipeline's sections as the report stage receives them
         (``amcf.sources``, ``search.pso``, ``search.fitness``, ``final.train``); a setting a
         section leaves out is the swarm's or the recipe's default, as in the runs."""
-        from amcf.amls import FitnessConfig
         from amcf.params import PSOSettings
-        from amcf.train import TrainConfig
+        from amcf.train import FitnessConfig, TrainConfig
 
         swarm, recipe = PSOSettings(**pso), TrainConfig(**train)
         return cls(

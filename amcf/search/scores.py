@@ -20,8 +20,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-SCORES = ("accuracy", "loss", "accuracy+loss")
-DEFAULT_SCORE = "accuracy"
+from amcf.train.config import FITNESS_SCORES as SCORES
+
+DEFAULT_SCORE = SCORES[0]
 
 
 def check_score(score: Any) -> str:
