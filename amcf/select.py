@@ -96,28 +96,27 @@ class SubsetSelection:
 
     def __call__(self, epoch: int, row: dict[str, Any] | None = None) -> dict[str, Any]:
         subset, val = self.choose()
-        everyone = self.subsets[-1]
-        test = None
-        if self.config.eval_test:
-            (chosen, full), labels = self._eval(self.splits.test, [subset, everyone],
-                                                keep_predictions=True)
-            test = (chosen, full)
-        record = {"epoch": epoch, "subset": list(subset),
-                  "val_acc": val[self.subsets.index(subset)][0],
-                  "val_loss": val[self.subsets.index(subset)][1],
-                  "test_acc": None if test is None else test[0].acc,
-                  "full_val_acc": val[-1][0],
-                  "full_test_acc": None if test is None else test[1].acc}
+        chosen_val = val[self.subsets.index(subset)]
         # a resumed run repeats no epoch, but a retrained one starts its rows again
         self.rows = [r for r in self.rows if r["epoch"] < epoch]
-        if all(record["val_acc"] > r["val_acc"] for r in self.rows):
+        improved = all(chosen_val[0] > r["val_acc"] for r in self.rows)
+        test = None
+        # as fit does: with test_eval "improved" only the epochs selection can report
+        if self.config.eval_test and (self.config.test_eval == "every" or improved):
+            test, labels = self._eval(self.splits.test, [subset, self.subsets[-1]],
+                                      keep_predictions=True)
+        if improved:
             self.best_predictions = None if test is None else test[0].predictions.tolist()
             self.test_labels = None if test is None else labels.tolist()
-        self.rows.append(record)
+        self.rows.append({"epoch": epoch, "subset": list(subset),
+                          "val_acc": chosen_val[0], "val_loss": chosen_val[1],
+                          "test_acc": None if test is None else test[0].acc,
+                          "full_val_acc": val[-1][0],
+                          "full_test_acc": None if test is None else test[1].acc})
         if self.path is not None:
             write_json(self.path, {"rows": self.rows, "predictions": self.best_predictions,
                                    "labels": self.test_labels})
-        return record
+        return self.rows[-1]
 
     def complete(self, epochs: int) -> bool:
         """Whether there is one row for each of epochs 1..``epochs``."""
@@ -134,6 +133,8 @@ class SubsetSelection:
             raise ValueError("no epochs recorded: run the training with this callback first")
         sel = self.rows[best_index([r["val_acc"] for r in self.rows])]
         tests = [r["test_acc"] for r in self.rows if r["test_acc"] is not None]
+        if self.config.test_eval == "improved":  # a maximum over some epochs only
+            tests = []
         return {
             "selected_epoch": sel["epoch"], "val_acc": sel["val_acc"],
             "test_acc": sel["test_acc"], "best_test_acc": max(tests) if tests else None,

@@ -140,3 +140,13 @@ def test_amcf_select_trains_amcfs_models_and_publishes_its_choice(digits, source
     before = (out / "metrics.json").read_bytes()
     run_ablations(setting, [0], [], methods=["amcf-select"])
     assert (out / "metrics.json").read_bytes() == before
+
+
+def test_with_test_eval_improved_only_selectable_epochs_read_test():
+    config = CONFIG.model_copy(update={"test_eval": "improved"})
+    tracker = SubsetSelection([Member(1), Member(2)], _splits(), config)
+    first, second = tracker(1), tracker(2)  # the same models: validation does not improve
+    assert first["test_acc"] is not None and second["test_acc"] is None
+    summary = tracker.summary(["a", "b"])
+    assert summary["selected_epoch"] == 1 and summary["test_acc"] == first["test_acc"]
+    assert summary["best_test_acc"] is None
