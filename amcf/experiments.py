@@ -23,6 +23,7 @@ The independent runs of a group (methods x seeds) go through
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -43,7 +44,7 @@ from amcf.methods import ABLATION_RUNS, BASELINE_RUNS, is_decisive
 from amcf.models import SourceSpec, build_model
 from amcf.objective import Objective
 from amcf.pipeline.fanout import run_all
-from amcf.train import TrainConfig, TrainResult, fit
+from amcf.train import FitnessConfig, TrainConfig, TrainResult, fit
 from amcf.train.records import write_history
 
 SINGLE_SOURCE_RUNS = ("scratch", "l2sp", "childtune-f", "childtune-d", "adafilter")
@@ -225,14 +226,15 @@ def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any
     (the headline numbers, a DVC metric). Returns the search's result.
 
     The swarm's state lives in a work directory named after everything the search depends
-    on, so a killed search resumes and a changed setting starts afresh.
+    on, so a killed search resumes and a changed setting starts afresh. ``fitness`` may be an
+    :class:`amcf.amls.FitnessConfig`, whose ``score`` chooses the fitness; each training's
+    measurements are kept apart from the score (see :func:`_search_dirs`).
     """
     from amcf.amls import run_amls
 
-    state = (Path(work_dir) / splits.name / "amls"
-             / fingerprint(pso, fitness.identity(), sources_fingerprint(sources), lam,
-                           freeze_bn_stats, data_fingerprint(splits)) / "state.json")
-    result = run_amls(sources, splits, pso, fitness, lam, state, freeze_bn_stats=freeze_bn_stats)
+    state, runs = _search_dirs(splits, sources, pso, fitness, lam, work_dir, freeze_bn_stats)
+    result = run_amls(sources, splits, pso, fitness, lam, state, freeze_bn_stats=freeze_bn_stats,
+                      runs_dir=runs)
     out = Path(out_dir)
     write_json(out / "search.json", {"sources": [s.name for s in sources], **result.to_dict()})
     write_json(out / "search-summary.json", {
@@ -281,6 +283,57 @@ def schemes_of(searches_json: str | Path) -> tuple[tuple[int, ...], ...]:
                                 f"search@<target>) first")
     return tuple(tuple(row["best"]) for row in json.loads(path.read_text())["searches"])
 
+def _search_dirs(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
+                 fitness: TrainConfig, lam: float, work_dir: str | Path,
+                 freeze_bn_stats: bool) -> tuple[Path, Path]:
+    """The search's state file, and the folder of its trainings' measurements.
+
+    The state depends on the score (through ``fitness.identity()``, which holds it only when
+    it is not the default, so existing states keep their path); the measurements do not, so
+    searches under other scores or swarm settings share every training they repeat.
+    """
+    from amcf.amls import training_identity
+
+    base = Path(work_dir) / splits.name
+    common = (sources_fingerprint(sources), lam, freeze_bn_stats, data_fingerprint(splits))
+    state = base / "amls" / fingerprint(pso, fitness.identity(), *common) / "state.json"
+    runs = base / "amls-runs" / fingerprint(training_identity(fitness), *common)
+    return state, runs
+
+
+def compare_search_scores(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
+                          fitness: TrainConfig, lam: float, work_dir: str | Path,
+                          scores: Sequence[str] = ("accuracy", "loss"),
+                          freeze_bn_stats: bool = False) -> dict[str, Any]:
+    """AMLS under each fitness score, same swarm seed, sharing the trainings they repeat.
+
+    A scheme trained for one score is read back, not trained again, by the others (same
+    scheme and fitness seed give the same training; only the scoring differs). Returns the
+    chosen scheme and best fitness per score, ``same_scheme`` (whether every score chose the
+    same one) and ``trainings``: the fitness runs this call trained (the rest were shared).
+    """
+    from amcf.amls import run_amls
+    from amcf.search.scores import check_score
+
+    scores = [check_score(s) for s in scores]
+    if len(scores) < 2:
+        raise ValueError(f"compare at least two scores, got {scores}")
+    base = {k: v for k, v in fitness.model_dump().items() if k != "score"}
+    results = {}
+    trained = 0
+    for score in scores:
+        config = FitnessConfig(**base, score=score)
+        state, runs = _search_dirs(splits, sources, pso, config, lam, work_dir,
+                                   freeze_bn_stats)
+        before = len(list(runs.glob("*.json"))) if runs.is_dir() else 0
+        results[score] = run_amls(sources, splits, pso, config, lam, state,
+                                  freeze_bn_stats=freeze_bn_stats, runs_dir=runs)
+        trained += len(list(runs.glob("*.json"))) - before
+    best = {score: list(r.best) for score, r in results.items()}
+    return {"best": best, "best_fitness": {s: r.best_fitness for s, r in results.items()},
+            "same_scheme": len({tuple(b) for b in best.values()}) == 1,
+            "trainings": trained, "results": results}
+
 
 def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | None = None,
              scheme: Sequence[int] | None = None, sources: Sequence[SourceSpec] | None = None,
@@ -296,6 +349,63 @@ def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | 
     return _publish(setting, method, seed, result,
                     {"scheme": list(scheme), "lam": lam,
                      "sources": [s.name for s in sources]})
+
+
+def run_amcf_select(setting: Setting, seed: int) -> Path:
+    """``amcf-select``: AMCF's models, fused over the sources chosen on validation
+    (:mod:`amcf.select`), reported with AMCF's protocol (epoch selected on validation,
+    best-over-epochs and last epoch beside it).
+
+    A finished AMCF run keeps no weights (``keep_checkpoint=False``) and no per-epoch logits,
+    and the choice is made at every epoch, so this run trains AMCF's models again: the same
+    seed, scheme, sources, lam and recipe, hence the same run identity, in its own work
+    directory. Its cost is AMCF's training plus one evaluation of every subset per epoch;
+    ``all_sources_test_acc`` (all sources summed) repeats AMCF's own number as a check.
+    """
+    from amcf.select import SubsetSelection
+
+    scheme = setting.scheme_for(seed)
+    objective = Objective(setting.lam)
+    config = setting.train.model_copy(update={"seed": seed})
+    with seeded(seed):
+        models = build_frozen(setting.sources, scheme, setting.splits, setting.freeze_bn_stats)
+    work = _work_dir(setting.work_dir / setting.splits.name, "amcf-select", seed, config,
+                     setting.splits, models, objective)
+    tracker = SubsetSelection(models, setting.splits, config, work / "selection.json")
+    result = fit(models, setting.splits, config, objective, out_dir=work,
+                 keep_checkpoint=False, callback=tracker)
+    if not tracker.complete(config.epochs):
+        # finished (or checkpointed) without every epoch's choice, e.g. killed between a
+        # checkpoint and its callback: only a fresh training brings the weights back
+        tracker.reset()
+        with seeded(seed):
+            models = build_frozen(setting.sources, scheme, setting.splits,
+                                  setting.freeze_bn_stats)
+        tracker.models = models
+        result = fit(models, setting.splits, config, objective, out_dir=work, resume=False,
+                     keep_checkpoint=False, callback=tracker)
+    return _publish_selection(setting, seed, result, tracker, scheme)
+
+
+def _publish_selection(setting: Setting, seed: int, result: TrainResult, tracker: Any,
+                       scheme: Sequence[int]) -> Path:
+    """metrics.json of amcf-select (with the sources chosen) and a history whose val/test
+    accuracies are those of the chosen subset at each epoch."""
+    from amcf.train.records import write_predictions
+
+    names = [s.name for s in setting.sources]
+    out = setting.out_dir("amcf-select", seed)
+    out.mkdir(parents=True, exist_ok=True)
+    if tracker.best_predictions is not None:
+        write_predictions(out / "test_predictions.csv",
+                          torch.tensor(tracker.best_predictions), torch.tensor(tracker.test_labels))
+    history = [{**row, "val_acc": sel["val_acc"], "test_acc": sel["test_acc"]}
+               for row, sel in zip(result.history, tracker.rows, strict=True)]
+    keep = ("members", "epochs", "num_models", "model_epochs", "trainable_params", "device")
+    metrics = {"method": "amcf-select", "seed": seed, **tracker.summary(names),
+               **{k: result.metrics[k] for k in keep},
+               "scheme": list(scheme), "lam": setting.lam, "sources": names}
+    return _publish_files(setting, out, dataclasses.replace(result, history=history), metrics)
 
 
 def run_finetune(setting: Setting, seed: int) -> None:
@@ -420,8 +530,9 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
 
 def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
                   methods: Sequence[str] = ABLATION_RUNS, few_seeds: int | None = None) -> None:
-    """AMCF with one piece changed: lambda, the scheme, K, or the collaborative term (the
-    non-decisive ones for the first ``few_seeds`` seeds only)."""
+    """AMCF with one piece changed: lambda, the scheme, K, the collaborative term, or the
+    sources that take part in the prediction (the non-decisive ones for the first
+    ``few_seeds`` seeds only)."""
     from amcf.baselines.dml import DeepMutualLearning
 
     unknown = sorted(set(methods) - set(ABLATION_RUNS))
@@ -448,6 +559,8 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
                 calls.append(partial(amcf, seed, method=f"amcf-k{k}",
                                      sources=setting.sources[:k],
                                      scheme=setting.scheme_for(seed)[:k]))
+        if "amcf-select" in methods and runs_here("amcf-select"):
+            calls.append(partial(run_amcf_select, setting, seed))
         if "amcf-dml" in methods and runs_here("amcf-dml"):
             dml = DeepMutualLearning(**setting.options.get("amcf-dml", {}))
             calls.append(partial(amcf, seed, method="amcf-dml", objective=dml))

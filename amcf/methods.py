@@ -51,6 +51,7 @@ METHODS: tuple[Method, ...] = (
     Method("amcf-random", "AMCF, random scheme", "ablation", "amcf-random"),
     Method("amcf-k{}", "AMCF, K = {}", "ablation", "amcf-k"),
     Method("amcf-dml", "AMCF with DML (KL) term", "ablation", "amcf-dml"),
+    Method("amcf-select", "AMCF, sources selected on validation", "ablation", "amcf-select"),
     Method("amcf", "AMCF", "amcf", "amcf"),
 )
 

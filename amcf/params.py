@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from amcf.methods import ABLATION_RUNS, BASELINE_RUNS
-from amcf.train import TrainConfig
+from amcf.train import FitnessConfig, TrainConfig
 
 
 class _Strict(BaseModel):
@@ -36,7 +36,7 @@ class PSOSettings(_Strict):
 
 class SearchSection(_Strict):
     pso: PSOSettings
-    fitness: TrainConfig
+    fitness: FitnessConfig  # a TrainConfig plus `score` (amcf.search.scores)
     # one search per seed, each the seed of both its swarm and its fitness runs; training seed
     # s uses search s mod len(seeds), so the spread over seeds includes the search's variance
     # (not `seeds`: the stages unpack this section beside the top-level `seeds`)

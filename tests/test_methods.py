@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_runs_of_each_family_come_from_the_table_in_order():
     assert BASELINE_RUNS == ("scratch", "finetune", "linear", "l2sp", "childtune-f",
                              "childtune-d", "als", "adafilter")
-    assert ABLATION_RUNS == ("amcf-lam", "amcf-full", "amcf-random", "amcf-k", "amcf-dml")
+    assert ABLATION_RUNS == ("amcf-lam", "amcf-full", "amcf-random", "amcf-k", "amcf-dml",
+                             "amcf-select")
     assert runs("amcf") == ("amcf",)
     with pytest.raises(ValueError, match="unknown family"):
         runs("baselines")

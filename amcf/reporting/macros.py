@@ -77,7 +77,7 @@ class PaperParams(BaseModel):
         (``amcf.sources``, ``search.pso``, ``search.fitness``, ``final.train``); a setting a
         section leaves out is the swarm's or the recipe's default, as in the runs."""
         from amcf.params import PSOSettings
-        from amcf.train import TrainConfig
+        from amcf.train import FitnessConfig, TrainConfig
 
         swarm, recipe = PSOSettings(**pso), TrainConfig(**train)
         return cls(
@@ -86,7 +86,7 @@ class PaperParams(BaseModel):
             image_size=image_size, lam=lam, particles=swarm.particles,
             iterations=swarm.iterations, w_start=swarm.w_start, w_end=swarm.w_end,
             c1=swarm.c1, c2=swarm.c2, v_max=swarm.v_max,
-            search_epochs=TrainConfig(**fitness).epochs, epochs=recipe.epochs,
+            search_epochs=FitnessConfig(**fitness).epochs, epochs=recipe.epochs,
             batch_size=recipe.batch_size, lr=recipe.lr, momentum=recipe.momentum,
             weight_decay=recipe.weight_decay, step_size=recipe.step_size, gamma=recipe.gamma)
 

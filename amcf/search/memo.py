@@ -20,7 +20,7 @@ from typing import Any
 
 from amcf.io import read_json, write_json
 from amcf.search.result import SearchResult
-from amcf.search.validate import fitness_value
+from amcf.search.validate import fitness_value, measured_details
 
 STATE_FORMAT = "amcf-search-state/1"
 
@@ -77,6 +77,8 @@ class Ledger:
         self.total_calls = total_calls
         self.path = None if state_path is None else Path(state_path)
         self.known: dict[Scheme, float] = {}
+        # what else each scheme's run measured (Measured.details), recorded beside its value
+        self.details: dict[Scheme, dict[str, Any]] = {}
         self.seen: set[Scheme] = set()
         self.history: list[dict[str, Any]] = []
         self.best: Scheme | None = None
@@ -102,6 +104,9 @@ class Ledger:
                     f"{len(scheme)} entries for a {dims}-dimensional search; delete the file"
                 )
             self.known[scheme] = fitness_value(entry["fitness"], scheme)
+            extra = {k: v for k, v in entry.items() if k not in ("scheme", "fitness")}
+            if extra:
+                self.details[scheme] = extra
 
     @property
     def calls(self) -> int:
@@ -113,7 +118,10 @@ class Ledger:
 
     def record(self, scheme: Scheme, value: Any) -> float:
         """Store a freshly computed fitness and persist it at once."""
+        details = measured_details(value)
         value = fitness_value(value, scheme)
+        if details:
+            self.details[scheme] = details
         self.known[scheme] = value
         self.save()
         return value
@@ -158,6 +166,7 @@ class Ledger:
                 **row,
                 "scheme": list(scheme),
                 "fitness": value,
+                **self.details.get(scheme, {}),
                 "cached": cached,
                 "best_fitness": self.best_fitness,
             }
@@ -189,7 +198,8 @@ class Ledger:
             "format": STATE_FORMAT,
             "settings": self.settings,
             "total_calls": self.total_calls,
-            "memo": [{"scheme": list(s), "fitness": self.known[s]} for s in order],
+            "memo": [{"scheme": list(s), "fitness": self.known[s], **self.details.get(s, {})}
+                     for s in order],
             "history": self.history,
             "result": None if result is None else result.to_dict(),
         }

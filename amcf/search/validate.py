@@ -96,3 +96,25 @@ def fitness_value(value: Any, scheme: tuple[int, ...]) -> float:
             "better)"
         )
     return value
+
+
+class Measured(float):
+    """A fitness value that carries what else its run measured (e.g. ``{"val_acc": ...,
+    "val_loss": ...}``): the search compares the float, its ledger records ``details``
+    beside it in the memo and in every history row of that scheme."""
+
+    details: dict[str, Any]
+
+    def __new__(cls, value: float, details: dict[str, Any]) -> Measured:
+        obj = super().__new__(cls, value)
+        obj.details = dict(details)
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps the details across processes (Ray)
+        return (Measured, (float(self), self.details))
+
+
+def measured_details(value: Any) -> dict[str, Any]:
+    """The JSON-ready details of a fitness value (empty for a plain number)."""
+    details = getattr(value, "details", None) or {}
+    return check_context(details)

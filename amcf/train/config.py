@@ -17,6 +17,9 @@ COSMETIC_FIELDS = frozenset({"progress", "num_workers"})
 # Fields added after results were computed: left out of a run's identity while they hold
 # their default, so the runs (and search memos) made before they existed are still found.
 LATER_FIELDS = {"test_eval": "every", "compile": False}
+# How a fitness run of the layer search is scored (amcf.search.scores); the first is the
+# paper's and the default.
+FITNESS_SCORES = ("accuracy", "loss", "accuracy+loss")
 
 
 class TrainConfig(BaseModel):
@@ -72,6 +75,26 @@ class TrainConfig(BaseModel):
         if self.num_workers == "auto":
             return max(0, min(8, usable_cores() - 1))
         return self.num_workers
+
+
+class FitnessConfig(TrainConfig):
+    """The recipe of a fitness run (``search.fitness`` in params.yaml) and how it is scored.
+
+    ``score`` changes which scheme wins, not how a run trains: it joins :meth:`identity` (so
+    the search's memo and work directory) only when it is not the default, so searches made
+    before it existed are found again; ``amcf.amls.training_identity`` leaves it out.
+    """
+
+    score: Literal[FITNESS_SCORES] = Field(  # type: ignore[valid-type]
+        FITNESS_SCORES[0], description="how a run is scored: best fused val 'accuracy' (the "
+        "paper), 'loss' (minus the lowest fused val cross-entropy) or 'accuracy+loss' (ties "
+        "broken by the loss); see amcf.search.scores")
+
+    def identity(self) -> dict[str, Any]:
+        ident = super().identity()
+        if self.score == FITNESS_SCORES[0]:
+            ident.pop("score")
+        return ident
 
 
 def usable_cores() -> int:

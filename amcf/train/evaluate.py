@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -97,3 +98,78 @@ def evaluate(
     acc, member_acc = accuracies(fused, members, labels)
     return {"acc": acc, "member_acc": member_acc, "predictions": fused,
             "member_predictions": members, "labels": labels}
+
+
+
+@dataclass
+class SubsetOutput:
+    """One subset's fused prediction on a split: accuracy, mean cross-entropy, and (when
+    asked) the predicted classes."""
+
+    acc: float
+    loss: float
+    predictions: torch.Tensor | None = None
+
+
+def subset_outputs(
+    models: Sequence[nn.Module],
+    dataset: Dataset,
+    subsets: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 256,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+    num_workers: int = 0,
+    keep_predictions: bool = False,
+) -> tuple[list[SubsetOutput], torch.Tensor]:
+    """The fused prediction of each subset of the models (summed logits), and the labels.
+
+    One pass over ``dataset``: every model sees each batch once and every subset's fused
+    logits are formed from those, so scoring all 2^K - 1 subsets costs one evaluation. The
+    cross-entropy is that of the fused prediction (softmax of the summed logits), in fp32.
+    """
+    if not subsets or any(not s for s in subsets):
+        raise ValueError(f"subsets must be non-empty lists of model indices, got {subsets}")
+    was_training = [m.training for m in models]
+    for m in models:
+        m.eval()
+    correct = torch.zeros(len(subsets), dtype=torch.float64, device=device)
+    ce_sum = torch.zeros(len(subsets), dtype=torch.float64, device=device)
+    predictions: list[list[torch.Tensor]] = [[] for _ in subsets]
+    labels = []
+    generator = torch.Generator().manual_seed(0)  # unused by an evaluation pass
+    try:
+        with torch.inference_mode():
+            for x, y in iterate_batches(dataset, batch_size, train=False, generator=generator,
+                                        device=device, num_workers=num_workers):
+                if channels_last and device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast_for(device, amp):
+                    logits = [m(x) for m in models]
+                logits = [z.float() for z in logits]
+                for i, subset in enumerate(subsets):
+                    fused = fused_logits([logits[j] for j in subset])
+                    predicted = fused.argmax(dim=-1)
+                    correct[i] += (predicted == y).sum()
+                    ce_sum[i] += torch.nn.functional.cross_entropy(fused, y, reduction="sum")
+                    if keep_predictions:
+                        predictions[i].append(predicted.cpu())
+                labels.append(y.cpu())
+    finally:
+        for m, mode in zip(models, was_training, strict=True):
+            m.train(mode)
+    if not labels:
+        raise ValueError("cannot evaluate on an empty dataset: the split has no samples")
+    seen = sum(y.numel() for y in labels)
+    outputs = [SubsetOutput(c / seen, l / seen, torch.cat(p) if keep_predictions else None)
+               for c, l, p in zip(correct.tolist(), ce_sum.tolist(), predictions, strict=True)]
+    return outputs, torch.cat(labels)
+
+
+def subset_scores(models: Sequence[nn.Module], dataset: Dataset,
+                  subsets: Sequence[Sequence[int]], **options: Any) -> list[tuple[float, float]]:
+    """(accuracy, mean cross-entropy) of the summed logits of each subset of the models
+    (options as :func:`subset_outputs`)."""
+    outputs, _ = subset_outputs(models, dataset, subsets, **options)
+    return [(o.acc, o.loss) for o in outputs]
