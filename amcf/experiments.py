@@ -448,7 +448,10 @@ def select_options(setting: Setting, sources: dict[str, SourceSpec],
         chosen[method] = points[best_on_validation(accs, f"the {method} grid {points}")]
         write_json(setting.out_dir(method, 0).parent / "grid.json", {
             "method": method, "source": sources[method].name, "selected_on": "val_acc",
-            "seeds": list(seeds), "chosen": chosen[method],
+            # the selection's trainings, of which len(seeds) are the chosen point's published
+            # runs: its cost beyond them is not in the published runs' timing records
+            "seeds": list(seeds), "candidate_runs": len(points) * len(seeds),
+            "chosen": chosen[method],
             "points": [{"options": p, **_candidates_json(a)}
                        for p, a in zip(points, accs, strict=True)]})
     return chosen
@@ -498,6 +501,7 @@ def choose_k_subsets(setting: Setting, seeds: Sequence[int]) -> dict[int, tuple[
         names = [[setting.sources[i].name for i in subset] for subset in subsets]
         write_json(setting.out_dir(f"amcf-k{k}", 0).parent / "subsets.json", {
             "k": k, "selected_on": "val_acc", "seeds": list(seeds),
+            "candidate_runs": len(subsets) * len(seeds),
             "chosen": [setting.sources[i].name for i in chosen[k]],
             "candidates": [{"sources": n, "schemes": [list(_restricted(setting.scheme_for(s),
                                                                         subset))

@@ -99,6 +99,7 @@ def test_the_grid_point_is_chosen_on_validation_and_reused_for_its_seed(digits, 
     assert chosen == {"l2sp": {"alpha": 0.01, "beta": 0.01}}
     grid = json.loads((tmp_path / "results/digits/baselines/l2sp/grid.json").read_text())
     assert grid["chosen"] == chosen["l2sp"] and grid["source"] == "b" and grid["seeds"] == [0]
+    assert grid["candidate_runs"] == 2
     bad, good = grid["points"]
     assert bad["options"] == {"alpha": 0.01, "beta": 100.0}
     assert bad["diverged"] and bad["val_acc"] == [None] and bad["mean_val_acc"] is None
@@ -152,7 +153,7 @@ def test_the_k_ablation_runs_the_sources_best_on_validation(digits, sources, tmp
     run_ablations(setting, [0, 1], [], ["amcf-k"])
     root = tmp_path / "results/digits/ablations/amcf-k1"
     record = json.loads((root / "subsets.json").read_text())
-    assert record["k"] == 1 and record["seeds"] == [0]
+    assert record["k"] == 1 and record["seeds"] == [0] and record["candidate_runs"] == 2
     assert [c["sources"] for c in record["candidates"]] == [["a"], ["b"]]
     assert [c["schemes"] for c in record["candidates"]] == [[[10]], [[0]]]
     by_name = {c["sources"][0]: c["mean_val_acc"] for c in record["candidates"]}
