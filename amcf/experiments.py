@@ -447,21 +447,178 @@ def best_single_source(setting: Setting, seeds: Sequence[int]) -> SourceSpec:
     return setting.source(method.removeprefix("finetune-"))
 
 
-def run_single(setting: Setting, seed: int, method: str, source: SourceSpec) -> Path:
-    """A single-source baseline (scratch, L2-SP, Child-Tuning F/D, AdaFilter) on ``source``."""
+def _single_result(setting: Setting, seed: int, method: str, source: SourceSpec,
+                   options: dict[str, Any]) -> TrainResult:
+    """Train (or reuse) one single-source baseline run with the settings ``options``."""
     from amcf.baselines.recipes import build_baseline
 
-    if method not in SINGLE_SOURCE_RUNS:
-        raise ValueError(f"{method!r} is no single-source run; choose from {SINGLE_SOURCE_RUNS}")
-    options = dict(setting.options.get(method, {}))
+    options = dict(options)
     if method in ("scratch", "adafilter"):
         options["seed"] = seed
     with seeded(seed):
         models, objective = build_baseline(method, [source],
                                            setting.splits.num_classes,
                                            in_chans=setting.splits.in_chans, **options)
-    result = _train(setting, method, seed, models, objective)
-    return _publish(setting, method, seed, result, {"sources": [source.name]})
+    return _train(setting, method, seed, models, objective)
+
+
+def run_single(setting: Setting, seed: int, method: str, source: SourceSpec,
+               options: dict[str, Any] | None = None) -> Path:
+    """A single-source baseline (scratch, L2-SP, Child-Tuning F/D, AdaFilter) on ``source``.
+
+    ``options`` are its settings (one point; :func:`run_baselines` passes the point of the
+    settings grid chosen on validation). None takes ``setting.options[method]``, which must
+    then be one point (scalars, or one-value lists). The settings go into metrics.json.
+    """
+    from amcf.baselines.recipes import option_grid
+
+    if method not in SINGLE_SOURCE_RUNS:
+        raise ValueError(f"{method!r} is no single-source run; choose from {SINGLE_SOURCE_RUNS}")
+    if options is None:
+        points = option_grid(method, setting.options.get(method, {}))
+        if len(points) > 1:
+            raise ValueError(f"baselines.options.{method} is a grid of {len(points)} settings; "
+                             "run_baselines chooses one on validation (select_options), or "
+                             "pass the settings to run as options=")
+        options = points[0]
+    result = _single_result(setting, seed, method, source, options)
+    return _publish(setting, method, seed, result,
+                    {"sources": [source.name], "options": dict(options)})
+
+
+# ---- choices made on validation: settings grids and the K ablation's source subsets --------
+
+# Candidates (grid points, source subsets) train on the first seed of their method only: the
+# chosen one's run at that seed is then the very same run (same work directory, not retrained),
+# so a grid of n points costs n - 1 extra runs per target.
+SELECTION_SEEDS = 1
+
+
+def _val_acc(train: Any) -> float | None:
+    """The validation accuracy of one candidate's run; None when its training diverged (an
+    absurd grid value can make training impossible: that candidate is then never chosen)."""
+    try:
+        return float(train().metrics["val_acc"])
+    except FloatingPointError:
+        return None
+
+
+def best_on_validation(scores: Sequence[Sequence[float | None]], what: str) -> int:
+    """The index of the candidate with the highest mean validation accuracy over its seeds;
+    the first wins a tie, and one that diverged on any seed (None) is never chosen."""
+    best, best_mean = None, float("-inf")
+    for index, accs in enumerate(scores):
+        if not accs or any(a is None for a in accs):
+            continue
+        mean = sum(accs) / len(accs)
+        if mean > best_mean:  # strict: ties keep the earlier candidate
+            best, best_mean = index, mean
+    if best is None:
+        raise ValueError(f"no candidate of {what} trained without diverging; lower "
+                         "final.train.lr or narrow the grid to sensible values")
+    return best
+
+
+def _candidates_json(accs: Sequence[float | None]) -> dict[str, Any]:
+    done = [a for a in accs if a is not None]
+    mean = sum(done) / len(done) if done and len(done) == len(accs) else None
+    return {"val_acc": list(accs), "mean_val_acc": mean, "diverged": len(done) < len(accs)}
+
+
+def _grid_score(setting: Setting, seed: int, method: str, source: SourceSpec,
+                point: dict[str, Any]) -> float | None:
+    return _val_acc(partial(_single_result, setting, seed, method, source, point))
+
+
+def select_options(setting: Setting, sources: dict[str, SourceSpec],
+                   seeds: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """For each single-source method (``sources``: method -> the source it runs on), the
+    point of its settings grid (``setting.options[method]``, see
+    :func:`amcf.baselines.recipes.option_grid`) with the best mean validation accuracy over
+    ``seeds``; ties go to the grid's first point. Test data plays no part in the choice.
+
+    Each grid of more than one point trains every point on every seed of ``seeds`` and
+    writes ``<method>/grid.json`` beside the method's seeds (each point's validation
+    accuracies and the chosen point); a one-point grid trains nothing here.
+    """
+    from amcf.baselines.recipes import option_grid
+
+    grids = {m: option_grid(m, setting.options.get(m, {})) for m in sources}
+    jobs = [(m, i, seed) for m, points in grids.items() if len(points) > 1
+            for i in range(len(points)) for seed in seeds]
+    scores = dict(zip(jobs, run_all([partial(_grid_score, setting, seed, m, sources[m],
+                                             grids[m][i]) for m, i, seed in jobs]),
+                      strict=True))
+    chosen = {}
+    for method, points in grids.items():
+        if len(points) == 1:
+            chosen[method] = points[0]
+            continue
+        accs = [[scores[method, i, seed] for seed in seeds] for i in range(len(points))]
+        chosen[method] = points[best_on_validation(accs, f"the {method} grid {points}")]
+        write_json(setting.out_dir(method, 0).parent / "grid.json", {
+            "method": method, "source": sources[method].name, "selected_on": "val_acc",
+            # the selection's trainings, of which len(seeds) are the chosen point's published
+            # runs: its cost beyond them is not in the published runs' timing records
+            "seeds": list(seeds), "candidate_runs": len(points) * len(seeds),
+            "chosen": chosen[method],
+            "points": [{"options": p, **_candidates_json(a)}
+                       for p, a in zip(points, accs, strict=True)]})
+    return chosen
+
+
+def _subset_score(setting: Setting, seed: int, k: int, subset: tuple[int, ...]) -> float | None:
+    """The validation accuracy of the ``amcf-k<k>`` run on the sources ``subset`` (indices):
+    built exactly as :func:`run_amcf` builds it, so the chosen subset's published run at this
+    seed reuses this run's work directory."""
+    def train() -> TrainResult:
+        sources = [setting.sources[i] for i in subset]
+        with seeded(seed):
+            models = build_frozen(sources, _restricted(setting.scheme_for(seed), subset),
+                                  setting.splits, setting.freeze_bn_stats)
+        return _train(setting, f"amcf-k{k}", seed, models, Objective(setting.lam))
+
+    return _val_acc(train)
+
+
+def _restricted(scheme: Sequence[int], subset: Sequence[int]) -> tuple[int, ...]:
+    return tuple(scheme[i] for i in subset)
+
+
+def choose_k_subsets(setting: Setting, seeds: Sequence[int]) -> dict[int, tuple[int, ...]]:
+    """For each k < K, the k sources (indices into ``setting.sources``) whose AMCF run has
+    the best mean validation accuracy over ``seeds``; ties go to the first subset in
+    ``itertools.combinations`` order.
+
+    Each candidate is AMCF on that subset with the searched scheme of its seed restricted to
+    it. Cost: every k-subset for every k < K on each seed of ``seeds``, i.e. 2^K - 2 runs a
+    seed (K = 3: three 1-subsets and three 2-subsets, 6 runs, of which the 2 chosen are
+    that seed's published runs: 4 extra). Writes ``amcf-k<k>/subsets.json`` (every
+    candidate's validation accuracies and the chosen sources).
+    """
+    from itertools import combinations
+
+    k_total = len(setting.sources)
+    jobs = [(k, subset, seed) for k in range(1, k_total)
+            for subset in combinations(range(k_total), k) for seed in seeds]
+    scores = dict(zip(jobs, run_all([partial(_subset_score, setting, seed, k, subset)
+                                     for k, subset, seed in jobs]), strict=True))
+    chosen = {}
+    for k in range(1, k_total):
+        subsets = list(combinations(range(k_total), k))
+        accs = [[scores[k, subset, seed] for seed in seeds] for subset in subsets]
+        chosen[k] = subsets[best_on_validation(accs, f"the {k}-source subsets")]
+        names = [[setting.sources[i].name for i in subset] for subset in subsets]
+        write_json(setting.out_dir(f"amcf-k{k}", 0).parent / "subsets.json", {
+            "k": k, "selected_on": "val_acc", "seeds": list(seeds),
+            "candidate_runs": len(subsets) * len(seeds),
+            "chosen": [setting.sources[i].name for i in chosen[k]],
+            "candidates": [{"sources": n, "schemes": [list(_restricted(setting.scheme_for(s),
+                                                                        subset))
+                                                       for s in seeds],
+                            **_candidates_json(a)}
+                           for n, subset, a in zip(names, subsets, accs, strict=True)]})
+    return chosen
 
 
 def run_als(setting: Setting, seeds: Sequence[int], source: SourceSpec,
@@ -507,20 +664,31 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
                   fitness: TrainConfig, methods: Sequence[str] = BASELINE_RUNS,
                   few_seeds: int | None = None) -> str:
     """Every baseline for every seed (the non-decisive ones for the first ``few_seeds``);
-    returns the best single source (chosen on val)."""
+    returns the best single source (chosen on val).
+
+    A single-source method whose ``setting.options`` hold lists (a settings grid, e.g.
+    L2-SP's alpha and beta, Child-Tuning's p) runs the point chosen on validation by
+    :func:`select_options` on the first of its seeds (n - 1 extra runs for n points).
+    """
+    from amcf.baselines.recipes import option_grid
+
     unknown = sorted(set(methods) - set(BASELINE_RUNS))
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINE_RUNS)}")
+    single = [m for m in SINGLE_SOURCE_RUNS if m in methods]
+    for method in single:  # a bad grid stops the stage before any training
+        option_grid(method, setting.options.get(method, {}))
     run_all([partial(run_finetune, setting, seed) for seed in seeds])
     best = best_single_source(setting, seeds)
+    on = {m: setting.sources[0] if m == "scratch" else best for m in single}
+    single_seeds = seeds_of("scratch", seeds, few_seeds)
+    chosen = select_options(setting, on, single_seeds[:SELECTION_SEEDS])
     calls = []
-    for seed in seeds_of("scratch", seeds, few_seeds):
+    for seed in single_seeds:
         if "linear" in methods:
             calls.append(partial(run_linear, setting, seed))
-        for method in SINGLE_SOURCE_RUNS:
-            if method in methods:
-                calls.append(partial(run_single, setting, seed, method,
-                                     setting.sources[0] if method == "scratch" else best))
+        for method in single:
+            calls.append(partial(run_single, setting, seed, method, on[method], chosen[method]))
     if "als" in methods:
         calls.append(partial(run_als, setting, seeds_of("als", seeds, few_seeds), best, search,
                              fitness))
@@ -532,7 +700,10 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
                   methods: Sequence[str] = ABLATION_RUNS, few_seeds: int | None = None) -> None:
     """AMCF with one piece changed: lambda, the scheme, K, the collaborative term, or the
     sources that take part in the prediction (the non-decisive ones for the first
-    ``few_seeds`` seeds only)."""
+    ``few_seeds`` seeds only).
+
+    ``amcf-k`` runs, for each k < K, the k sources chosen on validation on its first seed
+    (:func:`choose_k_subsets`: 2^K - 2 candidate runs there, 4 extra for K = 3)."""
     from amcf.baselines.dml import DeepMutualLearning
 
     unknown = sorted(set(methods) - set(ABLATION_RUNS))
@@ -540,6 +711,8 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
         raise ValueError(f"unknown ablations {unknown}; choose from {list(ABLATION_RUNS)}")
     k_total = len(setting.sources)
     amcf = partial(run_amcf, setting)
+    subsets = (choose_k_subsets(setting, seeds_of("amcf-k1", seeds, few_seeds)[:SELECTION_SEEDS])
+               if "amcf-k" in methods else {})
     calls = []
     for seed in seeds:
         def runs_here(result_id: str, seed: int = seed) -> bool:
@@ -555,10 +728,10 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
             calls.append(partial(amcf, seed, method="amcf-random",
                                  scheme=random_scheme(setting, seed)))
         if "amcf-k" in methods and runs_here("amcf-k1"):
-            for k in range(1, k_total):
+            for k, subset in subsets.items():
                 calls.append(partial(amcf, seed, method=f"amcf-k{k}",
-                                     sources=setting.sources[:k],
-                                     scheme=setting.scheme_for(seed)[:k]))
+                                     sources=[setting.sources[i] for i in subset],
+                                     scheme=_restricted(setting.scheme_for(seed), subset)))
         if "amcf-select" in methods and runs_here("amcf-select"):
             calls.append(partial(run_amcf_select, setting, seed))
         if "amcf-dml" in methods and runs_here("amcf-dml"):

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from amcf.methods import ABLATION_RUNS, BASELINE_RUNS
 from amcf.train import FitnessConfig, TrainConfig
@@ -88,12 +96,67 @@ class FinalSection(_Strict):
     train: TrainConfig
 
 
+# A baseline's setting is a value or a grid: a list of values, the point chosen on validation
+# (amcf.experiments.select_options); a value is a one-point grid.
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+def _as_list(value: Any) -> Any:
+    return value if isinstance(value, list | tuple) else [value]
+
+
+def _grid(value: Any) -> Any:
+    """A grid of ``value``s, a scalar read as a one-point grid (so errors name one shape)."""
+    return Annotated[list[value], Field(min_length=1), BeforeValidator(_as_list)]
+
+
+class L2SPOptions(_Strict):
+    alpha: _grid(NonNegative) = 0.01  # pull of the pretrained layers to their start
+    beta: _grid(NonNegative) = 0.01  # weight decay of the new head
+
+
+class ChildTuningOptions(_Strict):
+    p: _grid(Fraction) = 0.3  # the child network's share of the parameters
+
+
+class AdaFilterOptions(_Strict):
+    hidden_size: _grid(PositiveInt) = 64
+    tau: _grid(Positive) = 1.0
+
+
+BASELINE_OPTIONS: dict[str, type[BaseModel]] = {
+    "l2sp": L2SPOptions, "childtune-f": ChildTuningOptions, "childtune-d": ChildTuningOptions,
+    "adafilter": AdaFilterOptions,
+}
+
+
 class BaselinesSection(_Strict):
     # the methods outside the decisive comparisons (amcf.methods.DECISIVE) run on the first
     # few_seeds seeds only (None: all)
     few_seeds: int | None = Field(None, ge=1)
     methods: list[Literal[BASELINE_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
+    # per run id; a list is a grid searched on validation, e.g. l2sp: {alpha: [0.001, 0.1]}
     options: dict[str, dict[str, Any]] = {}
+
+    @field_validator("options")
+    @classmethod
+    def _known_settings(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for run, entry in options.items():
+            if run not in BASELINE_RUNS:
+                raise ValueError(f"{run!r} is no baseline run id; options are keyed by one "
+                                 f"of {list(BASELINE_RUNS)}")
+            model = BASELINE_OPTIONS.get(run)
+            if model is None:
+                continue
+            unknown = sorted(set(entry) - set(model.model_fields))
+            if unknown:
+                raise ValueError(f"{run} has no setting {unknown}; it accepts "
+                                 f"{list(model.model_fields)}")
+            _checked(run, model, **entry)
+        return options
 
 
 class AblationsSection(_Strict):

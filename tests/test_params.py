@@ -84,6 +84,14 @@ def _broken(tmp_path, edit) -> Path:
      r"data/emoji/emoji.json.*Fix: set raw: data\b"),
     (lambda t: t["datasets"].update({"mine": {"folder": {"path": "x/y"}, "raw": "x"}}),
      "Fix: set raw: x/y"),
+    (lambda t: t["baselines"]["options"].update({"l2sp": {"alpha": [0.01, -1.0]}}),
+     r"baselines\.options: l2sp\.alpha\.1: .*greater than or equal to 0"),
+    (lambda t: t["baselines"]["options"].update({"childtune-d": {"p": [0.3, 1.5]}}),
+     r"childtune-d\.p\.1: .*less than or equal to 1"),
+    (lambda t: t["baselines"]["options"].update({"childtune-f": {"q": 0.3}}),
+     r"childtune-f has no setting \['q'\]; it accepts \['p'\]"),
+    (lambda t: t["baselines"]["options"].update({"l2-sp": {"alpha": 0.1}}),
+     r"'l2-sp' is no baseline run id"),
 ])
 def test_bad_values_are_named(tmp_path, edit, message):
     with pytest.raises((ParamsError, ValueError), match=message):
@@ -125,3 +133,15 @@ def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
     assert out.returncode == 0, out.stderr
     for stage in expected:
         assert f"Running stage '{stage}'" in out.stdout, stage
+
+
+def test_settings_grids_stay_small_and_the_rehearsal_trains_none():
+    """A grid of n points costs n - 1 extra runs per target (amcf.experiments.select_options)."""
+    from amcf.baselines.recipes import option_grid
+
+    def extra_runs(name):
+        options = load_params(PROFILES[name]).baselines.options
+        return sum(len(option_grid(m, o)) - 1 for m, o in options.items())
+
+    assert extra_runs("embedded") == 6 and extra_runs("paper") == 3
+    assert extra_runs("rehearsal") == 0

@@ -21,7 +21,8 @@ models with :class:`~amcf.baselines.dml.DeepMutualLearning` as the objective.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -131,6 +132,45 @@ def _lookup(name: str) -> Callable[..., Recipe]:
         raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)} "
                          "(run ids of amcf.methods; ALS runs through "
                          "amcf.baselines.als_search)") from None
+
+
+# the objectives behind the recipes whose settings are plain numbers: built alone (no model),
+# they check a grid point's values in microseconds, before any training starts
+_OBJECTIVES: dict[str, Callable[..., Objective]] = {
+    "l2sp": L2SP, "childtune-f": ChildTuningF, "childtune-d": ChildTuningD,
+}
+
+
+def option_grid(name: str, options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every point of a baseline's settings grid, checked: a list is a grid axis, a scalar a
+    one-point axis (so the old scalar form is a one-point grid).
+
+    Points are the product of the axes in the recipe's signature order (for L2-SP, alpha
+    before beta), each axis in its listed order, so "the first point" (which wins a tie)
+    does not depend on how the settings were passed along. ``seed`` is not a setting: the
+    run sets it.
+    """
+    accepted = [p for p in baseline_params(name) if p != "seed"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"baseline {name!r} has no setting {unknown}; it accepts {accepted}")
+    axes = []
+    for key in (p for p in accepted if p in options):
+        values = options[key]
+        values = list(values) if isinstance(values, list | tuple) else [values]
+        if not values:
+            raise ValueError(f"{name}.{key} is an empty grid; give a value or a list of at "
+                             "least one value")
+        axes.append([(key, v) for v in values])
+    points = [dict(combo) for combo in itertools.product(*axes)]
+    for point in points:
+        if name in _OBJECTIVES:
+            try:
+                _OBJECTIVES[name](**point)
+            except ValueError as err:
+                raise ValueError(f"{name} setting {point}: {err}; fix the value in "
+                                 f"baselines.options.{name}") from None
+    return points
 
 
 def build_baseline(name: str, sources: Any, num_classes: int, *, in_chans: int | None = None,
