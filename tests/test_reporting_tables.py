@@ -151,8 +151,9 @@ def test_a_group_stage_sees_only_its_own_runs(frame):
     assert set(rows.method) == {"amcf-lam0"}
     assert set(frame[frame.target == "digits"].family) > {"ablation"}  # others were there
     assert set(group_rows(frame, "digits", "baselines").family) == {"baseline"}
+    assert set(group_rows(frame, "digits", "amcf").method) == {"amcf"}  # amcf@'s own
     with pytest.raises(ValueError, match="group must be one of"):
-        group_rows(frame, "digits", "amcf")
+        group_rows(frame, "digits", "amcf-select")
 
 
 def _metrics(final, **extra):
