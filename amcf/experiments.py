@@ -246,33 +246,56 @@ def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any
 
 def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
                  fitness: TrainConfig, lam: float, seeds: Sequence[int], out_dir: str | Path,
-                 work_dir: str | Path, freeze_bn_stats: bool = False) -> list[Any]:
+                 work_dir: str | Path, freeze_bn_stats: bool = False,
+                 compare_scores: Sequence[str] = ()) -> list[Any]:
     """AMLS once per search seed (the seed of both the swarm and its fitness runs), so that
     the spread over training seeds includes the search's own variance: training seed ``s``
     uses search ``s mod len(seeds)`` (:meth:`Setting.scheme_for`).
 
     Writes each search under ``out_dir/searches/seed<k>/``, the first one's ``search.json``
     and ``search-summary.json`` also in ``out_dir`` (its figures), and ``out_dir/searches.json``:
-    every search's scheme, fitness and cost (model-epochs of its distinct trainings).
+    every search's scheme, fitness and cost (model-epochs of its distinct trainings), the
+    chosen scheme's validation accuracy and loss, and, for each score in ``compare_scores``,
+    the scheme the same swarm would have chosen under it (``best_by_score``, sharing every
+    training the two searches repeat; their cost is not part of ``model_epochs``).
     """
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"search seeds must be a non-empty list without repeats, got {seeds}")
     out = Path(out_dir)
     results, rows = [], []
+    score = getattr(fitness, "score", "accuracy")
     for k in seeds:
-        result = run_search(splits, sources, {**pso, "seed": k},
-                            fitness.model_copy(update={"seed": k}), lam,
+        config = fitness.model_copy(update={"seed": k})
+        result = run_search(splits, sources, {**pso, "seed": k}, config, lam,
                             out / "searches" / f"seed{k}", work_dir, freeze_bn_stats)
         results.append(result)
-        rows.append({"seed": k, "best": [int(b) for b in result.best],
-                     "best_fitness": result.best_fitness, "calls": result.calls,
-                     "evaluations": result.evaluations,
-                     "model_epochs": result.evaluations * fitness.epochs * len(sources)})
+        row = {"seed": k, "best": [int(b) for b in result.best],
+               "best_fitness": result.best_fitness, "calls": result.calls,
+               "evaluations": result.evaluations,
+               "model_epochs": result.evaluations * fitness.epochs * len(sources),
+               **_measured(result)}
+        others = [s for s in compare_scores if s != score]
+        if others:
+            compared = compare_search_scores(splits, sources, {**pso, "seed": k}, config, lam,
+                                             work_dir, scores=[score, *others],
+                                             freeze_bn_stats=freeze_bn_stats)
+            row["best_by_score"] = compared["best"]
+            row["same_scheme"] = compared["same_scheme"]
+        rows.append(row)
     for name in ("search.json", "search-summary.json"):
         copy_file(out / "searches" / f"seed{seeds[0]}" / name, out / name)
     write_json(out / "searches.json", {"sources": [s.name for s in sources], "searches": rows})
     return results
+
+
+def _measured(result: Any) -> dict[str, float | None]:
+    """The validation accuracy and loss the search measured for its chosen scheme (every call
+    records both, whatever the score; None in a search recorded before they were)."""
+    for row in result.history:
+        if tuple(row.get("scheme", ())) == tuple(result.best) and "val_loss" in row:
+            return {"val_acc": row.get("val_acc"), "val_loss": row.get("val_loss")}
+    return {"val_acc": None, "val_loss": None}
 
 
 def schemes_of(searches_json: str | Path) -> tuple[tuple[int, ...], ...]:

@@ -25,6 +25,7 @@ from pydantic import (
 
 from amcf.methods import ABLATION_RUNS, BASELINE_RUNS
 from amcf.train import FitnessConfig, TrainConfig
+from amcf.train.config import FITNESS_SCORES
 
 
 class _Strict(BaseModel):
@@ -49,6 +50,9 @@ class SearchSection(_Strict):
     # s uses search s mod len(seeds), so the spread over seeds includes the search's variance
     # (not `seeds`: the stages unpack this section beside the top-level `seeds`)
     search_seeds: list[int] = Field([0], min_length=1)
+    # other fitness scores to run the same swarms under (sharing their trainings), to measure
+    # whether the choice depends on the score (searches.json: best_by_score, same_scheme)
+    compare_scores: list[str] = []
 
     @model_validator(mode="after")
     def _one_seed_knob(self) -> SearchSection:
@@ -56,6 +60,10 @@ class SearchSection(_Strict):
             raise ValueError("search.pso.seed and search.fitness.seed are set by "
                              "search.search_seeds (one search per seed); remove them and list "
                              "the seeds there")
+        for score in self.compare_scores:
+            if score not in FITNESS_SCORES:
+                raise ValueError(f"search.compare_scores: unknown fitness score {score!r}; "
+                                 "use the values search.fitness.score takes")
         if len(set(self.search_seeds)) != len(self.search_seeds) or min(self.search_seeds) < 0:
             raise ValueError(f"search.search_seeds must be distinct seeds >= 0, got "
                              f"{self.search_seeds}")

@@ -149,3 +149,31 @@ def test_only_the_decisive_comparisons_run_on_every_seed(digits, sources, tmp_pa
     root = tmp_path / "results" / "digits" / "ablations"
     assert sorted(p.name for p in (root / "amcf-lam0").iterdir()) == ["seed0", "seed1"]
     assert sorted(p.name for p in (root / "amcf-lam1").iterdir()) == ["seed0"]
+
+
+def test_one_search_per_search_seed_and_their_choice_under_another_score(digits, sources,
+                                                                        tmp_path):
+    from amcf.experiments import run_searches, schemes_of
+    from amcf.train import FitnessConfig
+
+    pso = {"particles": 2, "iterations": 1, "v_max": 2.0}
+    fitness = FitnessConfig(epochs=1, batch_size=128, progress=False)
+    results = run_searches(digits, sources, pso, fitness, 0.2, [0, 1], tmp_path / "out",
+                           tmp_path / "work", compare_scores=["loss"])
+    table = json.loads((tmp_path / "out/searches.json").read_text())
+    rows = table["searches"]
+    assert [r["seed"] for r in rows] == [0, 1]
+    assert [tuple(r["best"]) for r in rows] == [tuple(r.best) for r in results]
+    assert schemes_of(tmp_path / "out/searches.json") == tuple(tuple(r.best) for r in results)
+    for row, res in zip(rows, results, strict=True):
+        assert row["model_epochs"] == res.evaluations * 1 * 2
+        assert row["best_by_score"]["accuracy"] == row["best"]
+        assert row["same_scheme"] == (row["best_by_score"]["loss"] == row["best"])
+        assert row["val_acc"] == res.best_fitness and row["val_loss"] > 0
+    # the first search is also the stage's search.json (its figures), byte for byte
+    assert ((tmp_path / "out/search.json").read_bytes()
+            == (tmp_path / "out/searches/seed0/search.json").read_bytes())
+    # the two searches differ in their swarm's and fitness runs' seed
+    first = json.loads((tmp_path / "out/searches/seed0/search.json").read_text())
+    second = json.loads((tmp_path / "out/searches/seed1/search.json").read_text())
+    assert first["history"][0]["position"] != second["history"][0]["position"]

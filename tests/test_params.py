@@ -145,3 +145,9 @@ def test_settings_grids_stay_small_and_the_rehearsal_trains_none():
 
     assert extra_runs("embedded") == 6 and extra_runs("paper") == 3
     assert extra_runs("rehearsal") == 0
+
+
+def test_compare_scores_are_checked(tmp_path):
+    path = _broken(tmp_path, lambda t: t["search"].update({"compare_scores": ["los"]}))
+    with pytest.raises((ParamsError, ValueError), match="compare_scores: unknown fitness score"):
+        load_params(path)

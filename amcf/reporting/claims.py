@@ -296,9 +296,12 @@ def render_claims(macros: Mapping[str, str]) -> str:
 
 
 def write_claims(path: str | os.PathLike, frame: pd.DataFrame, comparisons: pd.DataFrame,
-                 timings: Mapping[str, Mapping] | None = None) -> Path:
-    """Write ``claims.tex`` (one \\newcommand per claim)."""
-    return write_text(path, render_claims(claim_macros(frame, comparisons, timings)))
+                 timings: Mapping[str, Mapping] | None = None,
+                 extra: Mapping[str, str] | None = None) -> Path:
+    """Write ``claims.tex`` (one \\newcommand per claim; ``extra``: claims made elsewhere,
+    e.g. :func:`amcf.reporting.fitness.fitness_claim`)."""
+    return write_text(path, render_claims({**claim_macros(frame, comparisons, timings),
+                                           **(extra or {})}))
 
 
 def comparisons_table_latex(comparisons: pd.DataFrame, labels: Mapping[str, str]) -> str:

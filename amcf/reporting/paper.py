@@ -7,6 +7,7 @@ Layout under ``paper_dir`` (paths as ``main.tex`` uses them)::
     generated/tables/results-<t>.{tex,csv}, generated/tables/summary.{tex,csv}
     generated/claims.tex                 every sentence that states a finding (reporting.claims)
     generated/tables/comparisons.{tex,csv}  the decisive paired comparisons, Holm-corrected
+    generated/tables/fitness.{tex,csv}   does the search's fitness predict the final accuracy
     generated/tables/deviations.tex      embedded profile vs paper settings vs authors' script
     figures/{curves,swarm,scheme,per-class,differences}.{pdf,png}
     summary.json                         runs, targets and methods reported (a DVC metric)
@@ -32,6 +33,7 @@ from amcf.reporting.figures import (
     plot_swarm,
     plot_training_curves,
 )
+from amcf.reporting.fitness import fitness_claim, fitness_study, write_fitness_table
 from amcf.reporting.latex import escape_latex
 from amcf.reporting.macros import (
     PaperParams,
@@ -208,8 +210,13 @@ def write_paper_inputs(
         comparisons_table_latex(comparisons, method_labels(frame)))
     written["table:deviations"] = write_text(gen / "tables" / "deviations.tex",
                                              deviations_table_latex(p, frame, profile_name))
+    study = fitness_study(results_dir, frame)
+    written["table:fitness.csv"] = write_text(gen / "tables" / "fitness.csv",
+                                              study.to_csv(index=False))
+    written["table:fitness"] = write_fitness_table(gen / "tables" / "fitness.tex", study)
     written["claims"] = write_claims(gen / "claims.tex", frame, comparisons,
-                                     read_summary(results_dir))
+                                     read_summary(results_dir),
+                                     extra={"ClaimFitness": fitness_claim(study)})
     decisive = comparisons[comparisons["group"] == "decisive"]
     written.update({f"figure:{k}": v for k, v in write_figures(
         frame, results_dir, paper / "figures", featured, p.sources, layer_tables,
@@ -221,6 +228,7 @@ def write_paper_inputs(
         "ReportNotebook": escape_latex(notebook),
         "FeaturedTarget": escape_latex(featured),
         "FeaturedSeed": str(featured_seed),
+        "SearchSeedCount": str(len(target_searches(results_dir, featured))),
         "FeaturedScheme": ", ".join(str(k) for k in search_for_seed(
             target_searches(results_dir, featured), featured_seed)["best"]),
     }
