@@ -184,8 +184,9 @@ def _publish_files(setting: Setting, out: Path, result: TrainResult, metrics: di
 
 
 def _publish(setting: Setting, method: str, seed: int, result: TrainResult,
-             extra: dict[str, Any] | None = None) -> Path:
-    """Publish a run's small result files into ``results/``."""
+             extra: dict[str, Any] | None = None, shared_by: int = 1) -> Path:
+    """Publish a run's small result files into ``results/`` (``shared_by``: how many
+    published results one training makes, each charged its share of the wall time)."""
     out = setting.out_dir(method, seed)
     out.mkdir(parents=True, exist_ok=True)
     src = result.out_dir / "test_predictions.csv"
@@ -193,7 +194,7 @@ def _publish(setting: Setting, method: str, seed: int, result: TrainResult,
         copy_file(src, out / src.name)
     clean = {k: v for k, v in result.metrics.items() if k != "identity"}
     return _publish_files(setting, out, result,
-                          {"method": method, "seed": seed, **clean, **(extra or {})})
+                          {"method": method, "seed": seed, **clean, **(extra or {})}, shared_by)
 
 
 def _publish_members(setting: Setting, prefix: str, seed: int, result: TrainResult,
@@ -375,15 +376,15 @@ def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | 
 
 
 def run_amcf_select(setting: Setting, seed: int) -> Path:
-    """``amcf-select``: AMCF's models, fused over the sources chosen on validation
-    (:mod:`amcf.select`), reported with AMCF's protocol (epoch selected on validation,
-    best-over-epochs and last epoch beside it).
+    """AMCF and ``amcf-select`` from one training: AMCF's models, and after every epoch the
+    sources chosen on validation for the fused prediction (:mod:`amcf.select`), reported with
+    AMCF's protocol (epoch selected on validation, best-over-epochs and last epoch beside it).
 
-    A finished AMCF run keeps no weights (``keep_checkpoint=False``) and no per-epoch logits,
-    and the choice is made at every epoch, so this run trains AMCF's models again: the same
-    seed, scheme, sources, lam and recipe, hence the same run identity, in its own work
-    directory. Its cost is AMCF's training plus one evaluation of every subset per epoch;
-    ``all_sources_test_acc`` (all sources summed) repeats AMCF's own number as a check.
+    The choice is made at every epoch and a finished run keeps no weights, so it is made while
+    AMCF trains: the callback only evaluates, so the training, and the published ``amcf``
+    result, are those of :func:`run_amcf` (a test checks it), and each of the two results is
+    charged half the wall time. ``all_sources_test_acc`` (all sources summed) repeats AMCF's
+    own number as a check. Returns the ``amcf-select`` result's folder.
     """
     from amcf.select import SubsetSelection
 
@@ -407,6 +408,9 @@ def run_amcf_select(setting: Setting, seed: int) -> Path:
         tracker.models = models
         result = fit(models, setting.splits, config, objective, out_dir=work, resume=False,
                      keep_checkpoint=False, callback=tracker)
+    _publish(setting, "amcf", seed, result,
+             {"scheme": list(scheme), "lam": setting.lam,
+              "sources": [s.name for s in setting.sources]}, shared_by=2)
     return _publish_selection(setting, seed, result, tracker, scheme)
 
 
@@ -428,7 +432,8 @@ def _publish_selection(setting: Setting, seed: int, result: TrainResult, tracker
     metrics = {"method": "amcf-select", "seed": seed, **tracker.summary(names),
                **{k: result.metrics[k] for k in keep},
                "scheme": list(scheme), "lam": setting.lam, "sources": names}
-    return _publish_files(setting, out, dataclasses.replace(result, history=history), metrics)
+    return _publish_files(setting, out, dataclasses.replace(result, history=history), metrics,
+                          shared_by=2)
 
 
 def run_finetune(setting: Setting, seed: int) -> None:
@@ -721,9 +726,8 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
 
 def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
                   methods: Sequence[str] = ABLATION_RUNS, few_seeds: int | None = None) -> None:
-    """AMCF with one piece changed: lambda, the scheme, K, the collaborative term, or the
-    sources that take part in the prediction (the non-decisive ones for the first
-    ``few_seeds`` seeds only).
+    """AMCF with one piece changed: lambda, the scheme, K, or the collaborative term (the
+    non-decisive ones for the first ``few_seeds`` seeds only).
 
     ``amcf-k`` runs, for each k < K, the k sources chosen on validation on its first seed
     (:func:`choose_k_subsets`: 2^K - 2 candidate runs there, 4 extra for K = 3)."""
@@ -755,8 +759,6 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
                 calls.append(partial(amcf, seed, method=f"amcf-k{k}",
                                      sources=[setting.sources[i] for i in subset],
                                      scheme=_restricted(setting.scheme_for(seed), subset)))
-        if "amcf-select" in methods and runs_here("amcf-select"):
-            calls.append(partial(run_amcf_select, setting, seed))
         if "amcf-dml" in methods and runs_here("amcf-dml"):
             dml = DeepMutualLearning(**setting.options.get("amcf-dml", {}))
             calls.append(partial(amcf, seed, method="amcf-dml", objective=dml))

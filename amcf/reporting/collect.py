@@ -69,6 +69,10 @@ def _read_searches(path: Path) -> list[dict]:
         searches = [dict(s) for s in data["searches"]]
         if not searches:
             raise ValueError(f"{path} lists no searches; re-run the search stage")
+        for search in searches:  # each search's calls are in its own search.json beside
+            own = path.parent / "searches" / f"seed{search.get('seed', 0)}" / "search.json"
+            if "history" not in search and own.is_file():
+                search["history"] = json.loads(own.read_text(encoding="utf-8"))["history"]
     else:
         seed = data.get("settings", {}).get("seed", 0)
         searches = [{**data, "seed": seed}]

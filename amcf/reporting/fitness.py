@@ -13,7 +13,6 @@ stage recorded (``searches.json``) and AMCF's final runs:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -77,27 +76,16 @@ def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFram
             "note": "; ".join(n for n in notes if n)}
 
 
-def _with_history(results_dir: str | os.PathLike, target: str) -> list[dict]:
-    """The target's searches, each with its calls (``searches/seed<k>/search.json``)."""
-    from amcf.reporting.paper import target_searches
-
-    out = []
-    for search in target_searches(results_dir, target):
-        path = Path(results_dir) / target / "searches" / f"seed{search.get('seed', 0)}" / \
-            "search.json"
-        history = json.loads(path.read_text())["history"] if path.is_file() else []
-        out.append({"history": history, **search})
-    return out
-
-
 def fitness_study(results_dir: str | os.PathLike, frame: pd.DataFrame) -> pd.DataFrame:
     """One row per target with AMCF runs (see :func:`target_fitness_row`)."""
+    from amcf.reporting.paper import target_searches
+
     rows = []
     for target in sorted(frame["target"].unique()):
         runs = frame[(frame["target"] == target) & (frame["method"] == "amcf")]
         if runs.empty:
             continue
-        rows.append(target_fitness_row(target, _with_history(results_dir, target),
+        rows.append(target_fitness_row(target, target_searches(results_dir, target),
                                        runs.sort_values("seed")))
     return pd.DataFrame(rows, columns=COLUMNS)
 
