@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 # cells whose work is training (used when a stage leaves no per-run record)
-TRAINER_CALLS = ("run_search(", "run_searches(", "run_amls(", "run_amcf(", "partial(run_amcf,",
+TRAINER_CALLS = ("run_search(", "run_searches(", "run_amls(", "run_amcf(", "partial(run_amcf",
                  "run_baselines(", "run_ablations(", "pretrain_source(", "fit(")
 
 
