@@ -29,10 +29,10 @@ from typing import Any
 from amcf.pipeline.fanout import TASK_CPUS_ENV, limit_threads
 
 # Stage kinds (the name before "@") that train: one GPU each when the cluster has GPUs.
-GPU_STAGES = frozenset({"pretrain", "search", "amcf"})
+GPU_STAGES = frozenset({"pretrain", "search"})
 # Stage kinds whose trainings are Ray tasks of their own: the stage itself asks for nothing,
 # since a stage holding CPUs while it waits for its tasks could starve them.
-FAN_OUT_STAGES = frozenset({"baselines", "ablations"})
+FAN_OUT_STAGES = frozenset({"amcf", "baselines", "ablations"})
 # Every other stage asks for the CPUs of one training (see resources()).
 LOCK_MARKERS = ("Unable to acquire lock", "is locked", "LockError")
 STAGE_RETRIES = 2  # re-runs of a stage whose worker died; a stage that exits non-zero fails
