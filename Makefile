@@ -45,11 +45,13 @@ data: setup
 inputs: data
 	$(BIN)/dvc repro prepare pretrain
 
-# params.yaml is checked first, so a bad value stops the run in a second, not hours in.
+# The CPU and params.yaml are checked first, so a CPU that cannot give the committed bits
+# (amcf/numerics.py) or a bad value stops the run in a second, not hours in.
 # --force: every stage runs, even where dvc.lock already matches (a fresh clone), so this
 # regenerates every committed result rather than only checking it; `dvc repro` alone reruns
 # only what changed.
 reproduce: setup
+	$(BIN)/amcf numerics check
 	$(BIN)/amcf params check
 	$(MAKE) tex data
 	$(BIN)/dvc repro --force
@@ -72,8 +74,9 @@ notebooks: inputs
 
 test: lint unit notebooks
 
+# the kernels inherit the numerical policy (each notebook's first cell applies it too)
 lab: setup
-	$(BIN)/jupyter lab
+	$(BIN)/amcf numerics run $(BIN)/jupyter lab
 
 # SIGKILL random stages of the embedded default at random moments (seeded), rerun them, and
 # check that their results equal an uninterrupted run's; prints the kills survived and the

@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="*", default=["params.yaml"], metavar="FILE")
     params.set_defaults(handler=lambda a: _params_check(a.files))
 
+    num = sub.add_parser("numerics", help="the numerical policy: same CPU results on any "
+                         "x86-64 CPU with AVX2 (amcf/numerics.py)")
+    ncmds = num.add_subparsers(dest="command", required=True)
+    ncmds.add_parser("check", help="fail at once when this CPU cannot honour the policy")
+    nrun = ncmds.add_parser("run", help="run a command under the policy (e.g. `amcf numerics "
+                            "run jupyter lab`: its kernels inherit it)")
+    nrun.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND ...")
+    num.set_defaults(handler=_numerics)
+
     pipe = sub.add_parser("pipeline", help="check dvc.yaml's deps and dvc.lock")
     pcmds = pipe.add_subparsers(dest="command", required=True)
     pcmds.add_parser("check-lock", help="fail when dvc.lock does not match the committed "
@@ -90,6 +99,26 @@ def _params_check(files: list[str]) -> int:
     from amcf.params import check
 
     return check(files)
+
+
+def _numerics(args: argparse.Namespace) -> int:
+    import os
+
+    from amcf import numerics
+
+    try:
+        numerics.check_cpu()
+    except numerics.NumericsError as err:
+        print(f"amcf numerics: error: {err}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        print(f"numerics: {numerics.name()} on {numerics.cpu_name()}: ok")
+        return 0
+    if not args.cmd:
+        print("amcf numerics run: give a command to run", file=sys.stderr)
+        return 2
+    numerics.set_environment()
+    os.execvp(args.cmd[0], args.cmd)
 
 
 def _pipeline(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from amcf import timings
+from amcf import numerics, timings
 from amcf.data import Splits
 from amcf.io import copy_file, write_json
 from amcf.methods import ABLATION_RUNS, BASELINE_RUNS, is_decisive
@@ -104,8 +104,9 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def fingerprint(*parts: Any) -> str:
-    """A short stable hash of JSON-able parts (the work directory of one run)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
+    """A short stable hash of JSON-able parts (the work directory of one run), and of the
+    numerics the run computes under: a run cached under another policy is not reused."""
+    text = json.dumps([numerics.name(), *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -176,7 +177,7 @@ def _publish_files(setting: Setting, out: Path, result: TrainResult, metrics: di
     its wall time into the timing record, keyed by the run's path under the results."""
     out.mkdir(parents=True, exist_ok=True)
     write_history(out / "history.csv", result.history, result.metrics["num_models"])
-    write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", {**metrics, "numerics": numerics.name()})
     if result.timing:
         timings.write_record(setting.timings_dir, out.relative_to(setting.results_dir),
                              out / "metrics.json", result.timing, shared_by)
@@ -264,30 +265,39 @@ def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, A
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"search seeds must be a non-empty list without repeats, got {seeds}")
     out = Path(out_dir)
-    results, rows = [], []
-    score = getattr(fitness, "score", "accuracy")
-    for k in seeds:
-        config = fitness.model_copy(update={"seed": k})
-        result = run_search(splits, sources, {**pso, "seed": k}, config, lam,
-                            out / "searches" / f"seed{k}", work_dir, freeze_bn_stats)
-        results.append(result)
-        row = {"seed": k, "best": [int(b) for b in result.best],
-               "best_fitness": result.best_fitness, "calls": result.calls,
-               "evaluations": result.evaluations,
-               "model_epochs": result.evaluations * fitness.epochs * len(sources),
-               **_measured(result)}
-        others = [s for s in compare_scores if s != score]
-        if others:
-            compared = compare_search_scores(splits, sources, {**pso, "seed": k}, config, lam,
-                                             work_dir, scores=[score, *others],
-                                             freeze_bn_stats=freeze_bn_stats)
-            row["best_by_score"] = compared["best"]
-            row["same_scheme"] = compared["same_scheme"]
-        rows.append(row)
+    # the searches are independent (each seeds its own swarm and fitness runs, and keeps its
+    # own state and trainings): they run side by side, or as Ray tasks on a cluster
+    done = run_all([partial(_search_seed, splits, sources, pso, fitness, lam, k, out, work_dir,
+                            freeze_bn_stats, compare_scores) for k in seeds])
+    results, rows = [result for result, _ in done], [row for _, row in done]
     for name in ("search.json", "search-summary.json"):
         copy_file(out / "searches" / f"seed{seeds[0]}" / name, out / name)
-    write_json(out / "searches.json", {"sources": [s.name for s in sources], "searches": rows})
+    write_json(out / "searches.json", {"sources": [s.name for s in sources], "searches": rows,
+                                       "numerics": numerics.name()})
     return results
+
+
+def _search_seed(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
+                 fitness: TrainConfig, lam: float, k: int, out: Path, work_dir: str | Path,
+                 freeze_bn_stats: bool, compare_scores: Sequence[str]) -> tuple[Any, dict]:
+    """One search of :func:`run_searches` (search seed ``k``): its result and its row."""
+    config = fitness.model_copy(update={"seed": k})
+    result = run_search(splits, sources, {**pso, "seed": k}, config, lam,
+                        out / "searches" / f"seed{k}", work_dir, freeze_bn_stats)
+    row = {"seed": k, "best": [int(b) for b in result.best],
+           "best_fitness": result.best_fitness, "calls": result.calls,
+           "evaluations": result.evaluations,
+           "model_epochs": result.evaluations * fitness.epochs * len(sources),
+           **_measured(result)}
+    score = getattr(fitness, "score", "accuracy")
+    others = [s for s in compare_scores if s != score]
+    if others:
+        compared = compare_search_scores(splits, sources, {**pso, "seed": k}, config, lam,
+                                         work_dir, scores=[score, *others],
+                                         freeze_bn_stats=freeze_bn_stats)
+        row["best_by_score"] = compared["best"]
+        row["same_scheme"] = compared["same_scheme"]
+    return result, row
 
 
 def _measured(result: Any) -> dict[str, float | None]:
@@ -794,7 +804,8 @@ def pretrain_source(name: str, splits: Splits, arch: str, init: str | None,
     out.mkdir(parents=True, exist_ok=True)
     write_history(out / "history.csv", result.history, 1)
     metrics = {k: v for k, v in result.metrics.items() if k != "identity"}
-    write_json(out / "metrics.json", {"source": name, "dataset": splits.name, **metrics})
+    write_json(out / "metrics.json", {"source": name, "dataset": splits.name, **metrics,
+                                      "numerics": numerics.name()})
     if result.timing:
         timings.write_record(
             timings_dir if timings_dir is not None else timings.default_timings_dir(work_dir),

@@ -39,10 +39,14 @@ def default_timings_dir(work_dir: str | os.PathLike) -> Path:
 
 
 def machine() -> str:
-    """A short description of the machine a timing was taken on."""
+    """A short description of the machine a timing was taken on: the CPU model and the
+    numerics (the committed results hold neither: they are the same on every CPU)."""
     import torch
 
-    text = f"{platform.machine() or 'unknown'}, {os.cpu_count()} CPUs"
+    from amcf import numerics
+
+    text = (f"{platform.machine() or 'unknown'}, {numerics.cpu_name()}, {os.cpu_count()} CPUs, "
+            f"{numerics.name()}")
     if torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name(0)}"
     return text

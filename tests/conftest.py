@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-import torch
-from sklearn.datasets import load_digits
-from torch import nn
+from amcf import numerics
 
-from amcf.data.tensors import BatchAugment, Splits, TensorImageDataset
-from amcf.models import SourceSpec, build_model, save_checkpoint
+numerics.apply()  # before anything computes: tests see the pipeline's numbers (amcf/numerics.py)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from torch import nn  # noqa: E402
+
+from amcf.data.tensors import BatchAugment, Splits, TensorImageDataset  # noqa: E402
+from amcf.models import SourceSpec, build_model, save_checkpoint  # noqa: E402
 
 
 def _digits_splits() -> Splits:

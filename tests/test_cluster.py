@@ -116,12 +116,13 @@ def test_stage_selection_by_group_and_pattern(toy):
 
 
 def test_resources_by_stage_kind():
-    assert cluster.resources("search@digits", has_gpus=True, task_cpus=4) == {
+    assert cluster.resources("pretrain@mnist", has_gpus=True, task_cpus=4) == {
         "num_gpus": 1, "num_cpus": 1}
-    assert cluster.resources("search@digits", has_gpus=False, task_cpus=4) == {"num_cpus": 4}
+    assert cluster.resources("pretrain@mnist", has_gpus=False, task_cpus=4) == {"num_cpus": 4}
     # a fan-out stage holds nothing while its trainings, Ray tasks of their own, wait for CPUs
-    # (amcf@ runs every seed as a task: holding CPUs itself deadlocked a 2-CPU Ray)
-    for stage in ("amcf@digits", "baselines@digits", "ablations@digits"):
+    # (amcf@ runs every seed as a task: holding CPUs itself deadlocked a 2-CPU Ray; search@
+    # runs every search seed as a task)
+    for stage in ("search@digits", "amcf@digits", "baselines@digits", "ablations@digits"):
         assert cluster.resources(stage, has_gpus=True, task_cpus=4) == {"num_cpus": 0}
     assert cluster.resources("report", has_gpus=True, task_cpus=2) == {"num_cpus": 2}
 

@@ -115,3 +115,16 @@ def test_reproduction_time_counts_a_joint_run_once():
     claim = reproduction_claim(timings)
     assert claim["ReproWallTime"] == "2.0 minutes"
     assert claim["ReproMachine"] == r"gpu\_box; m"
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    (["x86-avx2-1thread-v1"] * 2, "policy \\texttt{x86-avx2-1thread-v1} (\\texttt"),
+    (["x86-avx2-1thread-v1", ""], "x86-avx2-1thread-v1} (not recorded for some runs)"),
+    (["native", "native"], "switched off"),
+    (["", ""], "did not record"),
+])
+def test_the_numerics_sentence_names_what_the_runs_recorded(values, expected):
+    from amcf.reporting.claims import numerics_claim
+
+    text = numerics_claim(pd.DataFrame({"numerics": values}))["ClaimNumerics"]
+    assert expected in text

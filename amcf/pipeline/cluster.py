@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amcf.pipeline.fanout import TASK_CPUS_ENV, limit_threads
+from amcf.pipeline.fanout import TASK_CPUS_ENV, limit_threads, runtime_env, task_cpus
 
 # Stage kinds (the name before "@") that train: one GPU each when the cluster has GPUs.
-GPU_STAGES = frozenset({"pretrain", "search"})
+GPU_STAGES = frozenset({"pretrain"})
 # Stage kinds whose trainings are Ray tasks of their own: the stage itself asks for nothing,
 # since a stage holding CPUs while it waits for its tasks could starve them.
-FAN_OUT_STAGES = frozenset({"amcf", "baselines", "ablations"})
+FAN_OUT_STAGES = frozenset({"search", "amcf", "baselines", "ablations"})
 # Every other stage asks for the CPUs of one training (see resources()).
 LOCK_MARKERS = ("Unable to acquire lock", "is locked", "LockError")
 STAGE_RETRIES = 2  # re-runs of a stage whose worker died; a stage that exits non-zero fails
@@ -225,10 +225,10 @@ def start_ray(address: str | None, num_cpus: int | None) -> Any:
     import ray
 
     if address:
-        ctx = ray.init(address=address, log_to_driver=False)
+        ctx = ray.init(address=address, log_to_driver=False, runtime_env=runtime_env())
         print(f"Ray cluster at {address}: {ray.cluster_resources()}", flush=True)
     else:
-        ctx = ray.init(num_cpus=num_cpus, log_to_driver=False)
+        ctx = ray.init(num_cpus=num_cpus, log_to_driver=False, runtime_env=runtime_env())
         print(f"started a local Ray: {ray.cluster_resources()}", flush=True)
     if ctx.dashboard_url:
         print(f"Ray dashboard: http://{ctx.dashboard_url}", flush=True)
@@ -255,9 +255,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="CPUs of the local Ray (default: all of this machine's)")
     parser.add_argument("--task-cpus", type=int, default=None,
-                        help="CPUs (threads) of one training without a GPU (default: the "
-                             "threads torch uses here, as a sequential `dvc repro` would; a "
-                             "CPU result's last bits depend on it)")
+                        help="CPUs (threads) of one training without a GPU (default: one, "
+                             "the numerical policy's; with AMCF_NUMERICS=native, the threads "
+                             "torch uses here, as a sequential `dvc repro` would)")
     parser.add_argument("--logs", default="build/logs", help="one log per stage here")
     parser.add_argument("--dry", action="store_true", help="list the stages that would run")
 
@@ -281,9 +281,7 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
             print(a)
         return 0
     if args.task_cpus is None:
-        import torch
-
-        args.task_cpus = torch.get_num_threads()
+        args.task_cpus = task_cpus()
     started = time.perf_counter()
     start_ray(args.address, args.num_cpus)
     outcome = execute(stage_plan, log_dir=Path(args.logs), task_cpus=args.task_cpus)

@@ -1,16 +1,21 @@
-"""Independent computations inside one stage, as Ray tasks when a cluster is attached.
+"""Independent computations inside one stage: Ray tasks on a cluster, else side by side.
 
-A stage's trainings (the methods x seeds of ``baselines@``/``ablations@``, the schemes of one
-generation of :func:`amcf.search.pso_sync`) do not depend on each other. With no cluster they
-run one after another in the stage's own process; when one is attached (``amcf cluster-run``
-sets ``RAY_ADDRESS`` for every stage, or the caller has already called ``ray.init``) each runs
-as a Ray task with one GPU, or with the CPUs of one training on a cluster without GPUs. Either
-way each computation is seeded by its own arguments and writes its own files, so the results
-are the same.
+A stage's trainings (the methods x seeds of ``baselines@``/``ablations@``, the seeds of
+``amcf@``, the searches of ``search@``, the schemes of one generation of
+:func:`amcf.search.pso_sync`) do not depend on each other. When a Ray cluster is attached
+(``amcf cluster-run`` sets ``RAY_ADDRESS`` for every stage, or the caller has already called
+``ray.init``) each runs as a Ray task with one GPU, or with the CPUs of one training on a
+cluster without GPUs. Without one, on a CPU machine, they run side by side in a pool of
+worker processes, one per core (``AMCF_LOCAL_WORKERS`` overrides the count; 1 runs them one
+after another in the stage's own process); on a GPU machine they run one after another.
+Either way each computation is seeded by its own arguments and writes its own files, so the
+results are the same.
 
-On a CPU the last bits of a training depend on how many threads sum its reductions, so a task
+On a CPU the last bits of a training depend on how many threads sum its reductions. Under
+the numerical policy (:mod:`amcf.numerics`) every training uses one thread, wherever it
+runs, and a task asks Ray for one CPU; with the policy off (``AMCF_NUMERICS=native``) a task
 uses as many threads as the sequential run would (``AMCF_TASK_CPUS``, which ``amcf
-cluster-run`` sets; else this process's torch thread count), and asks Ray for that many CPUs.
+cluster-run`` sets; else this process's torch thread count) and asks Ray for that many.
 
 A task whose worker dies (a node lost, a SIGKILL) is retried by Ray; the trainer resumes from
 its last epoch checkpoint, so the retry costs only the epochs since then.
@@ -18,13 +23,19 @@ its last epoch checkpoint, so the retry costs only the epochs since then.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
+from amcf import numerics
+
 TASK_CPUS_ENV = "AMCF_TASK_CPUS"
+LOCAL_WORKERS_ENV = "AMCF_LOCAL_WORKERS"
+IN_WORKER_ENV = "AMCF_IN_WORKER"  # set in a local worker: its own calls run in turn
 RETRIES = 3  # attempts after a worker dies; an exception raised by the call is not retried
 
 
@@ -48,12 +59,21 @@ def _ray():
             "RAY_ADDRESS to run one after another)") from err
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False,
-                 configure_logging=False)
+                 configure_logging=False, runtime_env=runtime_env())
     return ray
 
 
+def runtime_env() -> dict[str, Any]:
+    """Ray's runtime environment for this project's tasks: the numerical policy's variables,
+    so that a worker's libraries read them before its first torch operation."""
+    return {"env_vars": numerics.set_environment({})} if numerics.enabled() else {}
+
+
 def task_cpus() -> int:
-    """The CPUs (threads) of one training: ``AMCF_TASK_CPUS``, else torch's thread count."""
+    """The CPUs (threads) of one training: one under the numerical policy, else
+    ``AMCF_TASK_CPUS``, else torch's thread count."""
+    if numerics.enabled():
+        return numerics.THREADS
     value = os.environ.get(TASK_CPUS_ENV)
     if value:
         if not value.isdigit() or int(value) < 1:
@@ -65,11 +85,12 @@ def task_cpus() -> int:
 
 
 def limit_threads(cpus: float) -> int:
-    """Set torch's and the BLAS/OpenMP libraries' threads to ``cpus`` (at least 1)."""
+    """Set torch's and the BLAS/OpenMP libraries' threads to ``cpus`` (at least 1; one under
+    the numerical policy, whatever the CPUs)."""
     import threadpoolctl
     import torch
 
-    threads = max(1, int(cpus))
+    threads = numerics.THREADS if numerics.enabled() else max(1, int(cpus))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)  # for libraries and processes started later
     threadpoolctl.threadpool_limits(threads)
@@ -82,6 +103,7 @@ def _in_task(root: str, call: Callable[[], Any]) -> Any:
     import ray
 
     os.chdir(root)
+    numerics.apply()
     assigned = ray.get_runtime_context().get_assigned_resources()
     limit_threads(assigned.get("CPU", 1))
     return call()
@@ -110,20 +132,73 @@ def submit(call: Callable[[], Any]) -> Future:
     return task.remote(os.getcwd(), call).future()
 
 
-def run_all(calls: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Run independent calls: as Ray tasks when a cluster is attached, else one after another.
+def local_workers() -> int:
+    """How many calls run side by side without a cluster: ``AMCF_LOCAL_WORKERS``, else one
+    per usable core on a CPU machine under the numerical policy (one thread each), else 1
+    (on a GPU machine, with the policy off, and inside a local worker)."""
+    value = os.environ.get(LOCAL_WORKERS_ENV)
+    if os.environ.get(IN_WORKER_ENV):
+        return 1
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{LOCAL_WORKERS_ENV}={value!r}: give a whole number >= 1")
+        return int(value)
+    if not numerics.enabled():
+        return 1
+    import torch
 
-    Returns their results in order. With Ray every call runs to its end before the first
-    failure is raised, so work that succeeded is kept.
-    """
-    if not attached():
-        return [call() for call in calls]
-    futures = [submit(call) for call in calls]
+    if torch.cuda.is_available():
+        return 1
+    from amcf.train.config import usable_cores
+
+    return usable_cores()
+
+
+def _init_worker() -> None:
+    os.environ[IN_WORKER_ENV] = "1"
+    numerics.apply()
+
+
+@functools.cache
+def _local_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: a forked child would inherit the parent's OpenMP and torch thread
+    # state; a spawned one starts clean and inherits the policy's variables from os.environ
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker)
+    atexit.register(pool.shutdown, cancel_futures=True)
+    return pool
+
+
+def local_executor() -> Executor | None:
+    """The pool of local worker processes (kept for the process's life), or None when calls
+    should run one after another here."""
+    workers = local_workers()
+    return _local_pool(workers) if workers > 1 else None
+
+
+def _results(futures: Sequence[Future]) -> list[Any]:
+    """The futures' results in order; every call ends before the first failure is raised,
+    so work that succeeded is kept."""
     errors = [f.exception() for f in futures]
     for error in errors:
         if error is not None:
             raise error
     return [f.result() for f in futures]
+
+
+def run_all(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run independent calls: as Ray tasks when a cluster is attached, else side by side in
+    local worker processes (:func:`local_workers`), else one after another.
+
+    Returns their results in order. In parallel, every call runs to its end before the first
+    failure is raised, so work that succeeded is kept.
+    """
+    if attached():
+        return _results([submit(call) for call in calls])
+    pool = local_executor() if len(calls) > 1 else None
+    if pool is None:
+        return [call() for call in calls]
+    return _results([pool.submit(call) for call in calls])
 
 
 class RayExecutor(Executor):
@@ -134,5 +209,6 @@ class RayExecutor(Executor):
 
 
 def executor() -> Executor | None:
-    """A Ray executor when a cluster is attached, else None (callers then run calls in turn)."""
-    return RayExecutor() if attached() else None
+    """A Ray executor when a cluster is attached, else the local pool (:func:`local_executor`),
+    else None (callers then run calls in turn)."""
+    return RayExecutor() if attached() else local_executor()

@@ -206,6 +206,12 @@ def run(notebook: str, output: str, argv: list[str], *, kernel: str = "python3")
     """Execute ``notebook`` with parameters from ``argv`` into ``output``; return them."""
     import papermill
 
+    from amcf import numerics
+
+    # the kernel inherits the policy's variables, so its libraries read them before its first
+    # torch or NumPy operation (the notebook's first cell then applies the rest)
+    numerics.check_cpu()
+    numerics.set_environment()
     _refuse_dropped_lists()
     params = parse_flags(argv, notebook_defaults(notebook))
     Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -229,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) < 2 or argv[0] in {"-h", "--help"}:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    from amcf.numerics import NumericsError
+
     try:
         run(argv[0], argv[1], argv[2:])
-    except NotebookParameterError as err:
+    except (NotebookParameterError, NumericsError) as err:
         print(f"amcf notebook: error: {err}", file=sys.stderr)
         return 2
     return 0

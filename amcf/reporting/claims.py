@@ -273,6 +273,26 @@ def reproduction_claim(timings: Mapping[str, Mapping]) -> dict[str, str]:
             "ReproMachine": escape_latex("; ".join(machines) or "an unrecorded machine")}
 
 
+def numerics_claim(frame: pd.DataFrame) -> dict[str, str]:
+    """The sentence on the numerics the runs were computed under (``amcf/numerics.py``): the
+    policy's name, or every name found when runs differ, or that runs recorded none."""
+    names = sorted({str(n) for n in frame.get("numerics", pd.Series(dtype=str)).fillna("")})
+    recorded = [n for n in names if n]
+    if not recorded:
+        return {"ClaimNumerics": "The runs did not record the numerics they were computed under."}
+    if recorded == ["native"]:
+        return {"ClaimNumerics": (
+            "The runs were computed with the numerical policy switched off (each kernel library "
+            "chose its kernels by the CPU), so a rerun on another CPU model gives other bits.")}
+    some = " (not recorded for some runs)" if "" in names else ""
+    text = (f"Every CPU result was computed under the numerical policy "
+            f"\\texttt{{{escape_latex(' and '.join(recorded))}}}{some} "
+            "(\\texttt{amcf/numerics.py}): one thread per training, ATen's and oneDNN's kernels "
+            "at the AVX2 level, MKL in its cross-vendor reproducible mode, so that a rerun on any "
+            "x86-64 CPU with AVX2, Intel or AMD, gives the same bits.")
+    return {"ClaimNumerics": text}
+
+
 def claim_macros(frame: pd.DataFrame, comparisons: pd.DataFrame,
                  timings: Mapping[str, Mapping] | None = None) -> dict[str, str]:
     """Every claim macro: per comparison, the headline, the cost and the reproduction facts."""
@@ -286,6 +306,7 @@ def claim_macros(frame: pd.DataFrame, comparisons: pd.DataFrame,
                               f"{int(counts.get('decisive', 0))} decisive and "
                               f"{int(counts.get('secondary', 0))} secondary")
     out.update(reproduction_claim(timings or {}))
+    out.update(numerics_claim(frame))
     return out
 
 

@@ -38,7 +38,8 @@ METRIC_KEYS = (
     "trainable_params",
 )
 COLUMNS = ("target", "method", "seed", "label", "family", "single_source", "order",
-           *METRIC_KEYS, "wall_time_s", "device", "search_evaluations", "search_model_epochs",
+           *METRIC_KEYS, "wall_time_s", "device", "numerics", "search_evaluations",
+           "search_model_epochs",
            "search_wall_time_s", "total_model_epochs", "total_wall_time_s")
 # the methods that train with the target's searched AMLS scheme, so the search is part of
 # their cost (amcf-full and amcf-random replace the scheme and need no search)
@@ -195,6 +196,7 @@ def collect(results_dir: str | os.PathLike) -> pd.DataFrame:
                 **{k: metrics[k] for k in METRIC_KEYS},
                 "wall_time_s": wall,
                 "device": metrics.get("device", ""),
+                "numerics": metrics.get("numerics", ""),
                 **cost,
                 "total_model_epochs": metrics["model_epochs"] + cost["search_model_epochs"],
                 "total_wall_time_s": wall + cost["search_wall_time_s"],
