@@ -76,7 +76,7 @@ test: lint unit notebooks
 
 # the kernels inherit the numerical policy (each notebook's first cell applies it too)
 lab: setup
-	$(BIN)/amcf numerics run $(BIN)/jupyter lab
+	$(BIN)/amcf numerics run $(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # SIGKILL random stages of the embedded default at random moments (seeded), rerun them, and
 # check that their results equal an uninterrupted run's; prints the kills survived and the
