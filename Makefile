@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 PROFILE := $(shell sed -n 's/^profile: *//p' params.yaml)
 
 .PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos \
-	cluster-check bench gpu-check timings paper-setup rehearsal
+	cluster-check bench gpu-check timings paper-setup rehearsal numerics-check
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -92,6 +92,18 @@ chaos: inputs
 CLUSTER_TARGET ?= digits
 cluster-check: setup
 	bash scripts/cluster-check $(CLUSTER_TARGET) 2
+
+# The numerical policy (docs/numerics.md) under another vendor's CPU: a tiny real pipeline
+# here and under qemu-user's emulated AMD EPYC must give the same bytes (about 5 minutes);
+# Debian's qemu-user is installed when missing and we are root.
+numerics-check: setup
+	@command -v qemu-x86_64 >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null || { \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user \
+	      >/dev/null; }; \
+	  else echo "make numerics-check needs qemu-x86_64 (sudo apt-get install qemu-user)"; exit 1; fi; }
+	$(BIN)/python benchmarks/numerics.py emulated EPYC-Rome
 
 # Wall times are no part of the results, so a rerun leaves `git status` clean: every run keeps
 # its time in build/timings/ (uncommitted). This deliberate step writes their summary,

@@ -12,6 +12,7 @@ change them. ``--emulate CPU`` runs the plain variant under ``qemu-x86_64 -cpu C
     python benchmarks/numerics.py                  # the table, native and policy (~4 min)
     python benchmarks/numerics.py --emulate EPYC-Rome Haswell --only plain --scale tiny
     python benchmarks/numerics.py pipeline OUT     # one run: OUT/digests.json
+    python benchmarks/numerics.py emulated EPYC-Rome   # fails unless qemu's bytes equal these
 
 ``tests/test_numerics.py`` runs the grouped overrides of :data:`GROUPS` on every ``make test``.
 """
@@ -186,10 +187,31 @@ def _row(policy, label, where, digests, reference, seconds) -> dict:
             "files_changed": len(changed), "files": len(digests), "seconds": round(seconds, 1)}
 
 
+def emulated(cpus: list[str]) -> int:
+    """The tiny pipeline under the policy, here and under each emulated CPU: 0 when every run
+    gives this machine's bytes."""
+    reference, seconds = run_variant({}, policy=True, scale="tiny")
+    print(json.dumps(_row(True, "plain", "native", reference, reference, seconds)), flush=True)
+    failed = []
+    for cpu in cpus:
+        digests, seconds = run_variant({}, policy=True, emulate=cpu, scale="tiny", timeout=7200)
+        row = _row(True, "plain", f"qemu {cpu}", digests, reference, seconds)
+        print(json.dumps(row), flush=True)
+        if row["files_changed"] or digests.keys() != reference.keys():
+            failed.append(cpu)
+    if failed:
+        print(f"numerics: the bytes differ under emulated {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"numerics: the same bytes here and under emulated {', '.join(cpus)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", default="table", choices=["table", "pipeline"])
-    parser.add_argument("out", nargs="?", help="pipeline: the folder to run in")
+    parser.add_argument("command", nargs="?", default="table",
+                        choices=["table", "pipeline", "emulated"])
+    parser.add_argument("out", nargs="*", help="pipeline: the folder to run in; emulated: the "
+                        "qemu CPU models (default: EPYC-Rome)")
     parser.add_argument("--emulate", nargs="*", default=[], metavar="CPU",
                         help="also run the plain variant under qemu-x86_64 -cpu CPU")
     parser.add_argument("--only", nargs="*", default=None, help="just these variants")
@@ -200,12 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the rows here too")
     args = parser.parse_args(argv)
     if args.command == "pipeline":
-        out = Path(args.out)
+        out = Path(args.out[0] if args.out else ".")
         digests = pipeline(out, args.scale)
         (out / "digests.json").write_text(json.dumps(digests, indent=1, sort_keys=True))
         return 0
-    if args.emulate and shutil.which("qemu-x86_64") is None:
-        parser.error("--emulate needs qemu-x86_64 (Debian: apt-get install qemu-user)")
+    if (args.emulate or args.command == "emulated") and shutil.which("qemu-x86_64") is None:
+        parser.error("emulation needs qemu-x86_64 (Debian: apt-get install qemu-user)")
+    if args.command == "emulated":
+        return emulated(args.out or ["EPYC-Rome"])
     variants = {k: v for k, v in SINGLE.items() if args.only is None or k in args.only}
     policies = {"both": (False, True), "on": (True,), "off": (False,)}[args.policy]
     rows = table(variants, args.emulate, args.scale, policies)
