@@ -121,4 +121,4 @@ paper-setup: setup tex
 # runs in a copy of this checkout (build/rehearsal/repo), so dvc.lock and results/ here are
 # untouched; data/ is copied in because data.dvc pins it there too.
 rehearsal: setup tex data
-	$(BIN)/python -m amcf.rehearsal.run --out build/rehearsal
+	$(BIN)/python -m scripts.rehearsal.run --out build/rehearsal

@@ -67,7 +67,7 @@ def _digits(train: int = 600, held_out: int = 300):
     import torch
     from sklearn.datasets import load_digits
 
-    from amcf.data.tensors import BatchAugment, Splits, TensorImageDataset
+    from amcf.datasets import BatchAugment, Splits, TensorImageDataset
 
     data = load_digits()
     images = np.round(data.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
@@ -99,16 +99,16 @@ def pipeline(out: Path, scale: str = "small") -> dict[str, str]:
     from amcf import numerics
 
     numerics.apply()  # as every stage, notebook and worker does before computing
-    from amcf.experiments import (
+    from amcf.models import SourceSpec
+    from amcf.train.config import FitnessConfig, TrainConfig
+    from compendium.experiments import (
         Setting,
         pretrain_source,
         run_amcf_select,
         run_searches,
         schemes_of,
     )
-    from amcf.models import SourceSpec
-    from amcf.pipeline.fanout import run_all
-    from amcf.train import FitnessConfig, TrainConfig
+    from compendium.pipeline.fanout import run_all
 
     size = SCALES[scale]
     epochs = size["epochs"]

@@ -8,9 +8,10 @@ import json
 import pytest
 import torch
 
-from amcf.baselines.recipes import build_baseline, option_grid
-from amcf.data.tensors import TensorImageDataset
-from amcf.experiments import (
+from amcf.datasets import TensorImageDataset
+from amcf.train.config import TrainConfig
+from compendium.baselines.recipes import build_baseline, option_grid
+from compendium.experiments import (
     Setting,
     _train,
     best_on_validation,
@@ -20,7 +21,6 @@ from amcf.experiments import (
     seeded,
     select_options,
 )
-from amcf.train import TrainConfig
 
 # beta = 100 pulls the new head to zero so hard (lr x beta = 5) that training explodes at once:
 # a grid point that makes training impossible, listed first so a tie rule could not save it

@@ -17,11 +17,11 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from amcf.experiments import Setting, run_ablations, run_amcf  # noqa: E402
-from amcf.pipeline import cluster, fanout  # noqa: E402
-from amcf.pipeline.same_results import differences  # noqa: E402
-from amcf.search import pso_sync  # noqa: E402
-from amcf.train import TrainConfig  # noqa: E402
+from amcf.search.pso import pso_sync  # noqa: E402
+from amcf.train.config import TrainConfig  # noqa: E402
+from compendium.experiments import Setting, run_ablations, run_amcf  # noqa: E402
+from compendium.pipeline import cluster, fanout  # noqa: E402
+from scripts.same_results import differences  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

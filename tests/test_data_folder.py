@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 from data_support import image_bytes
 
-from amcf.cli import main
-from amcf.data.errors import DataError
-from amcf.data.folder import load_entries, prepare_folder
-from amcf.data.prepared import load_splits, read_info
-from amcf.data.tensors import BatchAugment, TensorImageDataset
-from amcf.data.transforms import FileImageDataset
+from amcf.datasets import BatchAugment, TensorImageDataset
+from compendium.cli import main
+from compendium.data.errors import DataError
+from compendium.data.folder import load_entries, prepare_folder
+from compendium.data.prepared import load_splits, read_info
+from compendium.data.transforms import FileImageDataset
 
 EXAMPLE = """\
 datasets:

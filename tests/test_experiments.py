@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from amcf.experiments import (
+from amcf.train.config import TrainConfig
+from compendium.experiments import (
     Setting,
     best_single_source,
     build_frozen,
@@ -16,8 +17,7 @@ from amcf.experiments import (
     run_finetune,
     run_search,
 )
-from amcf.reporting import collect
-from amcf.train import TrainConfig
+from compendium.report import collect
 
 
 def _setting(digits, sources, tmp_path, **kw):
@@ -136,7 +136,7 @@ def test_each_seed_trains_with_the_scheme_of_its_search_seed(digits, sources, tm
 
 
 def test_only_the_decisive_comparisons_run_on_every_seed(digits, sources, tmp_path):
-    from amcf.experiments import run_ablations, seeds_of
+    from compendium.experiments import run_ablations, seeds_of
 
     assert seeds_of("amcf-full", range(5), 2) == [0, 1, 2, 3, 4]
     assert seeds_of("finetune-mnist", range(5), 2) == [0, 1, 2, 3, 4]
@@ -153,8 +153,8 @@ def test_only_the_decisive_comparisons_run_on_every_seed(digits, sources, tmp_pa
 
 def test_one_search_per_search_seed_and_their_choice_under_another_score(digits, sources,
                                                                         tmp_path):
-    from amcf.experiments import run_searches, schemes_of
-    from amcf.train import FitnessConfig
+    from amcf.train.config import FitnessConfig
+    from compendium.experiments import run_searches, schemes_of
 
     pso = {"particles": 2, "iterations": 1, "v_max": 2.0}
     fitness = FitnessConfig(epochs=1, batch_size=128, progress=False)

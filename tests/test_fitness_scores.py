@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from amcf.amls import make_fitness, run_amls
-from amcf.experiments import (
+from amcf.search.scores import score_value
+from amcf.train.config import FitnessConfig, TrainConfig
+from compendium.experiments import (
     _search_dirs,
     compare_search_scores,
     data_fingerprint,
@@ -19,8 +21,7 @@ from amcf.experiments import (
     run_search,
     sources_fingerprint,
 )
-from amcf.search.scores import rank_correlation, score_value
-from amcf.train import FitnessConfig, TrainConfig
+from compendium.report.fitness import rank_correlation
 
 RECIPE = {"epochs": 1, "batch_size": 128, "lr": 0.05, "seed": 3, "progress": False}
 PSO = {"particles": 2, "iterations": 1, "seed": 0, "v_max": 2.0}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amcf.methods import ABLATION_RUNS, BASELINE_RUNS, METHODS, method_info, runs
+from compendium.methods import ABLATION_RUNS, BASELINE_RUNS, METHODS, method_info, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_exact_ids_win_over_templates_and_unknown_ids_are_refused():
     assert method_info("amcf").family == "amcf"
     assert method_info("finetune-animals").single_source
     assert not method_info("ensemble").single_source
-    with pytest.raises(ValueError, match="unknown method id 'magic'.*amcf/methods.py"):
+    with pytest.raises(ValueError, match="unknown method id 'magic'.*compendium/methods.py"):
         method_info("magic")
 
 

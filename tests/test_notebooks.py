@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from amcf.pipeline.notebook import notebook_defaults, parse_flags
+from compendium.pipeline.notebook import notebook_defaults, parse_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

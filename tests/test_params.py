@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amcf.params import ParamsError, check, load_params
+from compendium.params import ParamsError, check, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = {"embedded": ROOT / "params.yaml", "paper": ROOT / "profiles" / "paper.yaml",
@@ -136,8 +136,8 @@ def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
 
 
 def test_settings_grids_stay_small_and_the_rehearsal_trains_none():
-    """A grid of n points costs n - 1 extra runs per target (amcf.experiments.select_options)."""
-    from amcf.baselines.recipes import option_grid
+    """A grid of n points costs n - 1 extra runs per target (select_options)."""
+    from compendium.baselines.recipes import option_grid
 
     def extra_runs(name):
         options = load_params(PROFILES[name]).baselines.options

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from amcf.pipeline.deps import missing_deps, notebook_modules
+from compendium.pipeline.deps import missing_deps, notebook_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,11 +22,11 @@ def test_indirect_imports_are_followed():
     # the examples: the trainer's batching and augmentation, the objective, and the
     # MC-loss behind it are imported only through other modules
     pretrain = notebook_modules("notebooks/pretrain.ipynb", ROOT)
-    for path in ("amcf/data/tensors.py", "amcf/objective.py", "amcf/loss.py", "amcf/io.py",
-                 "amcf/train/fit.py", "amcf/data/__init__.py", "amcf/__init__.py"):
+    for path in ("amcf/datasets.py", "amcf/objective.py", "amcf/loss.py", "amcf/io.py",
+                 "amcf/train/fit.py", "compendium/data/__init__.py", "amcf/__init__.py"):
         assert path in pretrain, path
-    assert "amcf/params.py" in notebook_modules("notebooks/report.ipynb", ROOT)
-    assert "amcf/cli.py" not in pretrain  # the runner is not the notebook's code
+    assert "compendium/params.py" in notebook_modules("notebooks/report.ipynb", ROOT)
+    assert "compendium/cli.py" not in pretrain  # the runner is not the notebook's code
 
 
 def _notebook(path: Path, source: str) -> None:

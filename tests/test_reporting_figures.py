@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from reporting_support import write_demo_results
 
-from amcf.reporting.collect import collect
-from amcf.reporting.figures import (
+from compendium.report.collect import collect
+from compendium.report.figures import (
     plot_layer_scheme,
     plot_method_accuracies,
     plot_paired_differences,

@@ -6,9 +6,9 @@ import pytest
 from reporting_support import write_demo_results
 
 from amcf.io import write_json
-from amcf.reporting.collect import collect
-from amcf.reporting.stats import paired_comparison
-from amcf.reporting.tables import (
+from compendium.report.collect import collect
+from compendium.report.stats import paired_comparison
+from compendium.report.tables import (
     group_rows,
     group_summary,
     results_table,
@@ -18,7 +18,7 @@ from amcf.reporting.tables import (
     write_group_summary,
     write_tables,
 )
-from amcf.timings import metrics_digest
+from compendium.timings import metrics_digest
 
 
 @pytest.fixture(scope="module")

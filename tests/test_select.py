@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from amcf.data.tensors import Splits, TensorImageDataset
-from amcf.experiments import Setting, run_amcf, run_amcf_select
-from amcf.select import SubsetSelection, nonempty_subsets, select_subset
-from amcf.train import TrainConfig
+from amcf.datasets import Splits, TensorImageDataset
+from amcf.source_selection import SubsetSelection, nonempty_subsets, select_subset
+from amcf.train.config import TrainConfig
+from compendium.experiments import Setting, run_amcf, run_amcf_select
 
 C = 4
 CONFIG = TrainConfig(epochs=1, batch_size=64, seed=0, progress=False)

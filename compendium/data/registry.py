@@ -1,0 +1,76 @@
+"""One registry of every dataset amcf knows: name -> :class:`DatasetInfo`.
+
+Each dataset module registers its own entry when :mod:`compendium.data.catalog` imports it; the
+registry itself knows nothing about any particular dataset.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from compendium.data.errors import DataError
+
+Role = Literal["source", "target"]
+Profile = Literal["embedded", "paper"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, where its raw bytes come from and how it becomes splits.
+
+    ``files`` are fetchables (see :mod:`compendium.data.fetch`) whose outputs live under ``data/``;
+    ``prepare(data_dir, work_dir)`` turns them into a :class:`compendium.data.prepared.Prepared`.
+    ``sizes`` documents the images per split that ``prepare`` must produce (tests check it).
+    """
+
+    name: str
+    role: Role
+    profile: Profile
+    classes: int
+    files: tuple[Any, ...]
+    prepare: Callable[[Path, Path], Any]
+    title: str
+    licence: str
+    citation: str
+    source: str
+    sizes: dict[str, int] | None = None
+    reasoning: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, DatasetInfo] = {}
+
+
+def register(info: DatasetInfo) -> DatasetInfo:
+    if info.name in REGISTRY:
+        raise ValueError(f"dataset {info.name!r} is registered twice")
+    REGISTRY[info.name] = info
+    return info
+
+
+def _all() -> dict[str, DatasetInfo]:
+    import compendium.data.catalog  # noqa: F401  (registers every dataset module)
+
+    return REGISTRY
+
+
+def get_info(name: str) -> DatasetInfo:
+    """The registry entry for ``name``; an unknown name lists the closest known ones."""
+    known = _all()
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise DataError(f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(sorted(known))}"
+                    " (`amcf data list` shows them). A folder of your own images is an entry of "
+                    f"params.yaml: `datasets: {{{name}: {{folder: {{path: DIR}}}}}}` (README, "
+                    "\"Your own data\").")
+
+
+def names(profile: Profile | None = None) -> list[str]:
+    """Registered names, in registration order, optionally of one profile."""
+    return [n for n, i in _all().items() if profile is None or i.profile == profile]
