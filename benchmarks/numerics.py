@@ -99,16 +99,14 @@ def pipeline(out: Path, scale: str = "small") -> dict[str, str]:
     from amcf import numerics
 
     numerics.apply()  # as every stage, notebook and worker does before computing
-    from amcf.models import SourceSpec
+    from amcf.models.build import SourceSpec
     from amcf.train.config import FitnessConfig, TrainConfig
-    from compendium.experiments import (
-        Setting,
-        pretrain_source,
-        run_amcf_select,
-        run_searches,
-        schemes_of,
-    )
     from compendium.pipeline.fanout import run_all
+    from compendium.results import schemes_of
+    from compendium.stages.amcf import run_amcf_select
+    from compendium.stages.pretrain import pretrain_source
+    from compendium.stages.runs import Setting
+    from compendium.stages.search import run_searches
 
     size = SCALES[scale]
     epochs = size["epochs"]

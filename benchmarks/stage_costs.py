@@ -23,8 +23,12 @@ from pathlib import Path
 from typing import Any
 
 # cells whose work is training (used when a stage leaves no per-run record)
+# (a stage notebook calls its stage's function, which also draws the stage's figures: an upper
+# bound of the training, as the label says)
 TRAINER_CALLS = ("run_search(", "run_searches(", "run_amls(", "run_amcf(", "partial(run_amcf",
-                 "run_baselines(", "run_ablations(", "pretrain_source(", "fit(")
+                 "run_baselines(", "run_ablations(", "pretrain_source(", "fit(",
+                 "search_stage(", "amcf_stage(", "baselines_stage(", "ablations_stage(",
+                 "pretrain_stage(")
 
 
 def _when(stamp: str) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from compendium.data.errors import DataError
 
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     common(prep)
     prep.add_argument("--out", default="build/data", help="output root (default: build/data)")
     prep.add_argument("--params", help="YAML with `datasets:` entries of kind folder")
+    prep.add_argument("--results", default=None,
+                      help="the datasets' committed summaries (splits.json, card.md, samples); "
+                      "default: results/<profile>/data, as the prepare@ stages")
     lst = cmds.add_parser("list", help="list known datasets")
     lst.add_argument("--profile", choices=["embedded", "paper"], default=None)
     data.set_defaults(handler=run_data)
@@ -187,17 +191,26 @@ def run_data(args: argparse.Namespace) -> int:
         commands.fetch(args.profile, args.only, args.data_dir, args.mirror)
         print(f"fetch done in {time.perf_counter() - start:.1f} s")
     elif args.command == "prepare":
-        from compendium.data.folder import load_entries, prepare_folder
+        from compendium.data.folder import load_entries
+        from compendium.stages.prepare import prepare_stage
 
         entries = load_entries(args.params) if args.params else []
         wanted = set(args.only or [])
         own = [e for e in entries if not wanted or e.name in wanted]
         registered = [n for n in (args.only or []) if n not in {e.name for e in entries}]
-        if registered or not args.only:
-            commands.prepare(args.profile, registered or None,
-                             args.data_dir or commands.DATA_DIRS[args.profile], args.out)
-        for entry in own:
-            print(f"prepared {entry.name} -> {prepare_folder(entry, args.out)}")
+        names = (commands.select(args.profile, registered or None)
+                 if registered or not args.only else [])
+        assets, _ = commands.catalog_assets()
+        data_dir = args.data_dir or commands.DATA_DIRS[args.profile]
+        results_dir = args.results or f"results/{args.profile}/data"
+        # the prepare@ stage's own function: the same outputs, summary included
+        for name, folder in [*((n, None) for n in names if n not in assets),
+                             *((e.name, e) for e in own)]:
+            start = time.perf_counter()
+            done = prepare_stage(name, args.profile, data_dir, args.out, results_dir,
+                                 folder=folder)
+            print(f"prepared {name} -> {done['prepared']} and {Path(results_dir) / name} in "
+                  f"{time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -23,27 +22,25 @@ from pydantic import (
     model_validator,
 )
 
+from amcf.search.settings import SwarmSettings
 from amcf.train.config import FITNESS_SCORES, FitnessConfig, TrainConfig
-from compendium.methods import ABLATION_RUNS, BASELINE_RUNS
+from compendium.methods.entry import Method, by_run, check_options
+from compendium.methods.registry import ABLATION_RUNS, ABLATIONS, BASELINE_RUNS, BASELINES
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PSOSettings(_Strict):
-    particles: int = Field(ge=1)
-    iterations: int = Field(ge=1)
-    seed: int = Field(0, ge=0)
-    c1: float = Field(1.5, ge=0)
-    c2: float = Field(1.5, ge=0)
-    w_start: float = Field(1.4, ge=0)
-    w_end: float = Field(0.7, ge=0)
-    v_max: float = Field(5.0, gt=0)
+def _refuse_repeats(where: str, seeds: list[int], why: str) -> None:
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{where} must be distinct seeds, but {seeds} repeats {repeated}: "
+                         f"{why}. Fix: list each seed once")
 
 
 class SearchSection(_Strict):
-    pso: PSOSettings
+    pso: SwarmSettings  # the swarm's own schema; what it leaves out is the paper's value
     fitness: FitnessConfig  # a TrainConfig plus `score` (amcf.search.scores)
     # one search per seed, each the seed of both its swarm and its fitness runs; training seed
     # s uses search s mod len(seeds), so the spread over seeds includes the search's variance
@@ -63,9 +60,10 @@ class SearchSection(_Strict):
             if score not in FITNESS_SCORES:
                 raise ValueError(f"search.compare_scores: unknown fitness score {score!r}; "
                                  "use the values search.fitness.score takes")
-        if len(set(self.search_seeds)) != len(self.search_seeds) or min(self.search_seeds) < 0:
-            raise ValueError(f"search.search_seeds must be distinct seeds >= 0, got "
-                             f"{self.search_seeds}")
+        _refuse_repeats("search.search_seeds", self.search_seeds, "each seed is one search, "
+                        "and training seed s uses the search at position s mod their number")
+        if min(self.search_seeds) < 0:
+            raise ValueError(f"search.search_seeds must be seeds >= 0, got {self.search_seeds}")
         return self
 
 
@@ -102,42 +100,24 @@ class FinalSection(_Strict):
     seeds: list[int] = Field(min_length=1)
     train: TrainConfig
 
-
-# A baseline's setting is a value or a grid: a list of values, the point chosen on validation
-# (compendium.experiments.select_options); a value is a one-point grid.
-NonNegative = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(gt=0, le=1)]
-Positive = Annotated[float, Field(gt=0)]
-PositiveInt = Annotated[int, Field(ge=1)]
-
-
-def _as_list(value: Any) -> Any:
-    return value if isinstance(value, list | tuple) else [value]
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        _refuse_repeats("final.seeds", seeds, "each seed is one run of every method, and a "
+                        "repeated seed would publish the same run twice")
+        return seeds
 
 
-def _grid(value: Any) -> Any:
-    """A grid of ``value``s, a scalar read as a one-point grid (so errors name one shape)."""
-    return Annotated[list[value], Field(min_length=1), BeforeValidator(_as_list)]
-
-
-class L2SPOptions(_Strict):
-    alpha: _grid(NonNegative) = 0.01  # pull of the pretrained layers to their start
-    beta: _grid(NonNegative) = 0.01  # weight decay of the new head
-
-
-class ChildTuningOptions(_Strict):
-    p: _grid(Fraction) = 0.3  # the child network's share of the parameters
-
-
-class AdaFilterOptions(_Strict):
-    hidden_size: _grid(PositiveInt) = 64
-    tau: _grid(Positive) = 1.0
-
-
-BASELINE_OPTIONS: dict[str, type[BaseModel]] = {
-    "l2sp": L2SPOptions, "childtune-f": ChildTuningOptions, "childtune-d": ChildTuningOptions,
-    "adafilter": AdaFilterOptions,
-}
+def _checked_options(family: str, entries: tuple[Method, ...], known: tuple[str, ...],
+                     options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each method's options against its own schema (its file's ``Method.options``; a list is
+    a grid of a baseline's setting, chosen on validation); errors name the run id."""
+    for run, entry in options.items():
+        if run not in known:
+            raise ValueError(f"{run!r} is no {family} run id; options are keyed by one of "
+                             f"{list(known)}")
+        check_options(by_run(entries, run), entry, run)
+    return options
 
 
 class BaselinesSection(_Strict):
@@ -151,19 +131,7 @@ class BaselinesSection(_Strict):
     @field_validator("options")
     @classmethod
     def _known_settings(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for run, entry in options.items():
-            if run not in BASELINE_RUNS:
-                raise ValueError(f"{run!r} is no baseline run id; options are keyed by one "
-                                 f"of {list(BASELINE_RUNS)}")
-            model = BASELINE_OPTIONS.get(run)
-            if model is None:
-                continue
-            unknown = sorted(set(entry) - set(model.model_fields))
-            if unknown:
-                raise ValueError(f"{run} has no setting {unknown}; it accepts "
-                                 f"{list(model.model_fields)}")
-            _checked(run, model, **entry)
-        return options
+        return _checked_options("baseline", BASELINES, BASELINE_RUNS, options)
 
 
 class AblationsSection(_Strict):
@@ -171,6 +139,11 @@ class AblationsSection(_Strict):
     methods: list[Literal[ABLATION_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
     lams: list[float] = []
     options: dict[str, dict[str, Any]] = {}
+
+    @field_validator("options")
+    @classmethod
+    def _known_settings(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return _checked_options("ablation", ABLATIONS, ABLATION_RUNS, options)
 
 
 class ReportSection(_Strict):

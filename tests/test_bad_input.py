@@ -28,6 +28,7 @@ from PIL import Image
 
 from amcf.io import write_json
 from amcf.models import SourceSpec, build_model, save_checkpoint
+from amcf.models.build import build_frozen
 from amcf.objective import MCLoss
 from amcf.train.config import TrainConfig
 from amcf.train.fit import fit
@@ -36,7 +37,6 @@ from compendium.data.fetch import FetchContext, check_inputs
 from compendium.data.folder import FolderDataset, prepare_folder
 from compendium.data.prepared import load_splits
 from compendium.data.registry import get_info
-from compendium.experiments import build_frozen
 from compendium.params import load_params
 from compendium.pipeline.notebook import parse_flags
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import amcf.models  # noqa: F401  (registers amcf_resnet_tiny)
 from amcf.train.config import TrainConfig
 from amcf.train.fit import fit
-from compendium.baselines import AdaFilterNet, GatedConvBN, gumbel_sigmoid_gate
+from compendium.methods.baselines.adafilter import AdaFilterNet, GatedConvBN, gumbel_sigmoid_gate
 
 
 def _tiny(seed=0):

@@ -8,7 +8,12 @@ import torch.nn.functional as F
 
 from amcf.train.config import TrainConfig
 from amcf.train.fit import fit
-from compendium.baselines import ChildTuningD, ChildTuningF, fisher_information, top_fraction_mask
+from compendium.methods.baselines.childtune import (
+    ChildTuningD,
+    ChildTuningF,
+    fisher_information,
+    top_fraction_mask,
+)
 
 
 def _ones_grad(model):

@@ -8,7 +8,7 @@ import torch
 from amcf.objective import MCLoss
 from amcf.train.config import TrainConfig
 from amcf.train.fit import fit
-from compendium.baselines import L2SP, optimizer_weight_decay
+from compendium.methods.baselines.l2sp import L2SP, optimizer_weight_decay
 
 
 def _setup(model, **kw):

@@ -6,23 +6,23 @@ import pytest
 import timm
 import torch
 
-from amcf.loss import collaborative_loss, mutual_learning_loss
+from amcf.loss import collaborative_loss
 from amcf.models import SourceSpec, save_checkpoint
 from amcf.objective import MCLoss
 from amcf.train.config import TrainConfig
 from amcf.train.fit import fit
-from compendium.baselines import (
+from compendium.methods.ablations.amcf_dml import DeepMutualLearning, mutual_learning_loss
+from compendium.methods.baselines.adafilter import AdaFilterNet
+from compendium.methods.baselines.als import als_budget
+from compendium.methods.baselines.childtune import ChildTuningD
+from compendium.methods.baselines.l2sp import L2SP
+from compendium.methods.registry import BASELINE_RUNS
+from compendium.stages.baselines import (
     BASELINES,
-    L2SP,
-    AdaFilterNet,
-    ChildTuningD,
-    DeepMutualLearning,
-    als_budget,
     baseline_params,
     build_baseline,
+    single_source_runs,
 )
-from compendium.experiments import SINGLE_SOURCE_RUNS
-from compendium.methods import BASELINE_RUNS
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +102,10 @@ def test_bad_names_and_settings_are_refused_before_building(tiny_source):
 
 
 def test_recipes_are_keyed_by_the_method_tables_run_ids():
-    # every baseline run but ALS (a search, compendium.baselines.als_search) has a recipe of the
-    # same name, and no recipe runs under a name the table does not know
-    assert set(BASELINES) == set(BASELINE_RUNS) - {"als"}
-    assert set(SINGLE_SOURCE_RUNS) <= set(BASELINES)
+    # every baseline run but ALS (a search, als_search) has a recipe in its own file, and no
+    # recipe runs under a name the table does not know
+    assert {m.run for m in BASELINES if m.recipe is not None} == set(BASELINE_RUNS) - {"als"}
+    assert set(single_source_runs()) <= set(BASELINE_RUNS)
 
 
 def test_dml_objective_is_the_mutual_learning_loss():
@@ -127,7 +127,7 @@ def test_als_budget_matches_amls():
 
 
 def test_als_search_spends_the_amls_budget_on_one_source(tiny_source, digits, tmp_path):
-    from compendium.baselines import als_search
+    from compendium.methods.baselines.als import als_search
 
     spec, _ = tiny_source
     config = TrainConfig(epochs=1, batch_size=128, progress=False, eval_test=False)

@@ -9,7 +9,9 @@ import amcf.models  # noqa: F401  (registers amcf_resnet_tiny)
 from amcf.objective import MCLoss
 from amcf.train.config import TrainConfig
 from amcf.train.fit import fit
-from compendium.baselines import L2SP, AdaFilterNet, ChildTuningD, ChildTuningF
+from compendium.methods.baselines.adafilter import AdaFilterNet
+from compendium.methods.baselines.childtune import ChildTuningD, ChildTuningF
+from compendium.methods.baselines.l2sp import L2SP
 
 
 class _Kill(Exception):

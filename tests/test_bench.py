@@ -201,7 +201,7 @@ def test_stage_costs_split_a_stage_into_overhead_and_training(tmp_path):
     assert stage_costs(nbs, work, measure=False)["kinds"]["amcf"]["training_s"] == 5.0
 
 
-@pytest.mark.parametrize("notebook", ["search", "amcf", "compare", "pretrain"])
+@pytest.mark.parametrize("notebook", ["search", "amcf", "baselines", "ablations", "pretrain"])
 def test_every_training_notebook_has_a_cell_stage_costs_counts_as_training(notebook):
     """Without a fit record (the search trains in memory), stage_costs finds the training in
     the cells that call the trainer; a notebook whose call it does not know would count its

@@ -19,8 +19,9 @@ ray = pytest.importorskip("ray")
 
 from amcf.search.pso import pso_sync  # noqa: E402
 from amcf.train.config import TrainConfig  # noqa: E402
-from compendium.experiments import Setting, run_ablations, run_amcf  # noqa: E402
 from compendium.pipeline import cluster, fanout  # noqa: E402
+from compendium.stages.ablations import run_ablations  # noqa: E402
+from compendium.stages.runs import Setting, run_amcf  # noqa: E402
 from scripts.same_results import differences  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -7,17 +7,13 @@ import json
 import pytest
 import torch
 
+from amcf.models.build import build_frozen
 from amcf.train.config import TrainConfig
-from compendium.experiments import (
-    Setting,
-    best_single_source,
-    build_frozen,
-    random_scheme,
-    run_amcf,
-    run_finetune,
-    run_search,
-)
-from compendium.report import collect
+from compendium.report.collect import collect
+from compendium.stages.ablations import random_scheme
+from compendium.stages.baselines import best_single_source, run_finetune
+from compendium.stages.runs import Setting, run_amcf
+from compendium.stages.search import run_search
 
 
 def _setting(digits, sources, tmp_path, **kw):
@@ -136,14 +132,16 @@ def test_each_seed_trains_with_the_scheme_of_its_search_seed(digits, sources, tm
 
 
 def test_only_the_decisive_comparisons_run_on_every_seed(digits, sources, tmp_path):
-    from compendium.experiments import run_ablations, seeds_of
+    from compendium.methods.entry import seeds_of
+    from compendium.methods.registry import METHODS
+    from compendium.stages.ablations import run_ablations
 
-    assert seeds_of("amcf-full", range(5), 2) == [0, 1, 2, 3, 4]
-    assert seeds_of("finetune-mnist", range(5), 2) == [0, 1, 2, 3, 4]
-    assert seeds_of("amcf-dml", range(5), 2) == [0, 1]
-    assert seeds_of("amcf-dml", range(5), None) == [0, 1, 2, 3, 4]
+    assert seeds_of("amcf-full", range(5), 2, METHODS) == [0, 1, 2, 3, 4]
+    assert seeds_of("finetune-mnist", range(5), 2, METHODS) == [0, 1, 2, 3, 4]
+    assert seeds_of("amcf-dml", range(5), 2, METHODS) == [0, 1]
+    assert seeds_of("amcf-dml", range(5), None, METHODS) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="few_seeds"):
-        seeds_of("amcf-dml", range(5), 0)
+        seeds_of("amcf-dml", range(5), 0, METHODS)
     setting = _setting(digits, sources, tmp_path, group="ablations")
     run_ablations(setting, [0, 1], [0.0, 1.0], ["amcf-lam"], few_seeds=1)
     root = tmp_path / "results" / "digits" / "ablations"
@@ -154,7 +152,8 @@ def test_only_the_decisive_comparisons_run_on_every_seed(digits, sources, tmp_pa
 def test_one_search_per_search_seed_and_their_choice_under_another_score(digits, sources,
                                                                         tmp_path):
     from amcf.train.config import FitnessConfig
-    from compendium.experiments import run_searches, schemes_of
+    from compendium.results import schemes_of
+    from compendium.stages.search import run_searches
 
     pso = {"particles": 2, "iterations": 1, "v_max": 2.0}
     fitness = FitnessConfig(epochs=1, batch_size=128, progress=False)

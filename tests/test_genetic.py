@@ -11,7 +11,7 @@ import pytest
 from amcf.search.pso import pso
 from amcf.search.result import SearchResult
 from amcf.search.state import StateMismatchError, read_state
-from compendium.baselines.genetic import genetic_search
+from compendium.methods.baselines._genetic import genetic_search
 
 
 def bumpy(scheme):

@@ -20,7 +20,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 def test_every_stage_kind_has_a_notebook():
     names = {nb.stem for nb in NOTEBOOKS}
-    assert {"prepare", "pretrain", "search", "amcf", "compare", "report"} <= names
+    assert {"prepare", "pretrain", "search", "amcf", "baselines", "ablations", "report"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -137,11 +137,12 @@ def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
 
 def test_settings_grids_stay_small_and_the_rehearsal_trains_none():
     """A grid of n points costs n - 1 extra runs per target (select_options)."""
-    from compendium.baselines.recipes import option_grid
+    from compendium.methods.entry import by_run, option_grid
+    from compendium.methods.registry import BASELINES
 
     def extra_runs(name):
         options = load_params(PROFILES[name]).baselines.options
-        return sum(len(option_grid(m, o)) - 1 for m, o in options.items())
+        return sum(len(option_grid(by_run(BASELINES, m), o)) - 1 for m, o in options.items())
 
     assert extra_runs("embedded") == 6 and extra_runs("paper") == 3
     assert extra_runs("rehearsal") == 0

@@ -12,7 +12,8 @@ from torch import nn
 from amcf.datasets import Splits, TensorImageDataset
 from amcf.source_selection import SubsetSelection, nonempty_subsets, select_subset
 from amcf.train.config import TrainConfig
-from compendium.experiments import Setting, run_amcf, run_amcf_select
+from compendium.stages.amcf import run_amcf_select
+from compendium.stages.runs import Setting, run_amcf
 
 C = 4
 CONFIG = TrainConfig(epochs=1, batch_size=64, seed=0, progress=False)

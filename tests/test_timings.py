@@ -9,7 +9,7 @@ import pytest
 
 from amcf.io import write_json
 from compendium.cli import main
-from compendium.report import collect
+from compendium.report.collect import collect
 from compendium.report.tables import results_table
 from compendium.timings import SUMMARY_NAME, read_summary, write_record, write_summary
 

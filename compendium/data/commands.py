@@ -27,7 +27,8 @@ DATA_DIRS: dict[str, str] = {"embedded": "data", "paper": "downloads"}
 WORK_BYTES = {"embedded": 200_000_000, "paper": 3_000_000_000}
 
 
-def _assets():
+def catalog_assets():
+    """The fetchable files that are no dataset (pretrained weights), and their profiles."""
     from compendium.data.catalog import ASSET_PROFILE, ASSETS
 
     return ASSETS, ASSET_PROFILE
@@ -35,7 +36,7 @@ def _assets():
 
 def select(profile: Profile, only: list[str] | None) -> list[str]:
     """Dataset and asset names to act on: ``only`` (checked) or all of ``profile``."""
-    assets, asset_profile = _assets()
+    assets, asset_profile = catalog_assets()
     if only:
         for name in only:
             if name not in assets:
@@ -70,7 +71,7 @@ def fetch(profile: Profile = "embedded", only: list[str] | None = None,
     profile's, see DATA_DIRS), after printing the disk they need."""
     data_dir = Path(data_dir if data_dir is not None else DATA_DIRS[profile])
     ctx = FetchContext(data_dir, resolve_mirror(mirror), resolve_base_url())
-    assets, _ = _assets()
+    assets, _ = catalog_assets()
     selected = {name: assets[name] if name in assets else get_info(name).files
                 for name in select(profile, only)}
     plan = disk_plan([f for files in selected.values() for f in files], ctx, profile)
@@ -140,7 +141,7 @@ def prepare(profile: Profile = "embedded", only: list[str] | None = None,
             data_dir: str | Path = "data", out: str | Path = "build/data",
             log=print, image_size: int | None = None) -> dict[str, Path]:
     """Prepare the selected registered datasets into ``out/<name>/``."""
-    assets, _ = _assets()
+    assets, _ = catalog_assets()
     done = {}
     for name in select(profile, only):
         if name in assets:

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from amcf.io import write_text
+from compendium import results
 from compendium.report.latex import escape_latex, fmt_num
 
 COLUMNS = ["target", "searches", "loss_agrees", "compared", "same_scheme", "distinct_schemes",
@@ -67,7 +68,7 @@ def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFram
     """The agreement and the two rank correlations of one target (see the module's doc).
 
     ``amcf_runs`` holds AMCF's runs on the target (columns ``seed`` and ``test_acc``); seed s
-    trained with the scheme of search s mod len(searches).
+    trained with the scheme of :func:`compendium.results.search_for_seed`.
     """
     if not searches:
         raise ValueError(f"{target}: no searches recorded; run the search stage first")
@@ -76,7 +77,7 @@ def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFram
     loss_agrees = sum(list(best) == low for best, low in by_loss if low is not None)
     pairs = []
     for seed, acc in zip(amcf_runs["seed"], amcf_runs["test_acc"], strict=True):
-        search = searches[int(seed) % len(searches)]
+        search = results.search_for_seed(searches, seed)
         if search.get("val_acc") is not None and search.get("val_loss") is not None:
             pairs.append((float(search["val_acc"]), -float(search["val_loss"]), float(acc)))
     notes = []
@@ -100,14 +101,12 @@ def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFram
 
 def fitness_study(results_dir: str | os.PathLike, frame: pd.DataFrame) -> pd.DataFrame:
     """One row per target with AMCF runs (see :func:`target_fitness_row`)."""
-    from compendium.report.paper import target_searches
-
     rows = []
     for target in sorted(frame["target"].unique()):
         runs = frame[(frame["target"] == target) & (frame["method"] == "amcf")]
         if runs.empty:
             continue
-        rows.append(target_fitness_row(target, target_searches(results_dir, target),
+        rows.append(target_fitness_row(target, results.target_searches(results_dir, target),
                                        runs.sort_values("seed")))
     return pd.DataFrame(rows, columns=COLUMNS)
 

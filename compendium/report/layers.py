@@ -8,17 +8,17 @@ table depends only on the network's structure, never on its weights.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
+
+from compendium import results
 
 
 def derived_layer_table(arch: str) -> list[dict[str, Any]]:
     """``arch``'s layer rows, from a randomly initialised model (no weights are read)."""
     from amcf.layers import layer_table
-    from amcf.models import SourceSpec, build_model
+    from amcf.models.build import SourceSpec, build_model
 
     model = build_model(SourceSpec(name=arch, arch=arch, weights=None), num_classes=1)
     return [row.__dict__ for row in layer_table(model)]
@@ -30,9 +30,6 @@ def source_layer_tables(results_dir: str | os.PathLike,
     else derived from the source's ``arch``."""
     tables = {}
     for name, spec in sources.items():
-        path = Path(results_dir) / "sources" / name / "layers.json"
-        if path.is_file():
-            tables[name] = json.loads(path.read_text(encoding="utf-8"))["layers"]
-        else:
-            tables[name] = derived_layer_table(spec["arch"])
+        rows = results.read_layers(results.source_dir(results_dir, name))
+        tables[name] = rows if rows is not None else derived_layer_table(spec["arch"])
     return tables

@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from amcf.io import write_text
+from amcf.search.settings import SwarmSettings
+from amcf.train.config import FitnessConfig, TrainConfig
 from compendium.report.latex import DASH, escape_latex, fmt_p, fmt_pct, fmt_pm, fmt_signed_pct
 from compendium.report.tables import results_table
 
@@ -46,49 +48,49 @@ def macro_name(target: str | None, method: str | None, quantity: str) -> str:
     return "".join(_camel(p) for p in (method, target, quantity) if p)
 
 
-class PaperParams(BaseModel):
-    """The settings the paper's text cites (filled by the report stage from params.yaml)."""
+# The settings the paper cites, named as in their schemas: the swarm's
+# (amcf.search.settings.SwarmSettings) and the final recipe's (amcf.train.config.TrainConfig).
+CITED_SWARM = ("particles", "iterations", "w_start", "w_end", "c1", "c2", "v_max")
+CITED_RECIPE = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "step_size", "gamma")
+
+
+class _Cited(BaseModel):
+    """What the paper's text cites beyond the two schemas' settings."""
 
     model_config = ConfigDict(extra="forbid")
     sources: list[str] = Field(min_length=1)
     source_arch: str
     image_size: int = Field(gt=0)
     lam: float = Field(ge=0)
-    particles: int = Field(gt=0)
-    iterations: int = Field(ge=0)
-    w_start: float
-    w_end: float
-    c1: float
-    c2: float
-    v_max: float = Field(gt=0)
     search_epochs: int = Field(gt=0)
-    epochs: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
-    lr: float = Field(gt=0)
-    momentum: float = Field(ge=0)
-    weight_decay: float = Field(ge=0)
-    step_size: int = Field(gt=0)
-    gamma: float = Field(gt=0)
 
-    @classmethod
-    def from_settings(cls, sources: Mapping[str, Mapping], lam: float, pso: Mapping,
-                      fitness: Mapping, train: Mapping, image_size: int) -> PaperParams:
-        """The cited settings from the pipeline's sections as the report stage receives them
-        (``amcf.sources``, ``search.pso``, ``search.fitness``, ``final.train``); a setting a
-        section leaves out is the swarm's or the recipe's default, as in the runs."""
-        from amcf.train.config import FitnessConfig, TrainConfig
-        from compendium.params import PSOSettings
 
-        swarm, recipe = PSOSettings(**pso), TrainConfig(**train)
-        return cls(
-            sources=list(sources), source_arch=", ".join(sorted({s["arch"] for s in
-                                                                 sources.values()})),
-            image_size=image_size, lam=lam, particles=swarm.particles,
-            iterations=swarm.iterations, w_start=swarm.w_start, w_end=swarm.w_end,
-            c1=swarm.c1, c2=swarm.c2, v_max=swarm.v_max,
-            search_epochs=FitnessConfig(**fitness).epochs, epochs=recipe.epochs,
-            batch_size=recipe.batch_size, lr=recipe.lr, momentum=recipe.momentum,
-            weight_decay=recipe.weight_decay, step_size=recipe.step_size, gamma=recipe.gamma)
+# one flat model: each cited setting keeps its schema's type, default and bounds
+PaperParams = create_model(
+    "PaperParams", __base__=_Cited, __module__=__name__,
+    __doc__="The settings the paper's text cites (filled by the report stage from params.yaml).",
+    **{name: (SwarmSettings.model_fields[name].annotation, SwarmSettings.model_fields[name])
+       for name in CITED_SWARM},
+    **{name: (TrainConfig.model_fields[name].annotation, TrainConfig.model_fields[name])
+       for name in CITED_RECIPE},
+)
+
+
+def paper_params(sources: Mapping[str, Mapping], lam: float, pso: Mapping, fitness: Mapping,
+                 train: Mapping, image_size: int) -> BaseModel:
+    """The cited settings from the pipeline's sections as the report stage receives them
+    (``amcf.sources``, ``search.pso``, ``search.fitness``, ``final.train``); a setting a
+    section leaves out is the swarm's or the recipe's default, as in the runs."""
+    swarm, recipe = SwarmSettings(**pso), TrainConfig(**train)
+    return PaperParams(
+        sources=list(sources), source_arch=", ".join(sorted({s["arch"] for s in
+                                                             sources.values()})),
+        image_size=image_size, lam=lam, search_epochs=FitnessConfig(**fitness).epochs,
+        **{name: getattr(swarm, name) for name in CITED_SWARM},
+        **{name: getattr(recipe, name) for name in CITED_RECIPE})
+
+
+PaperParams.from_settings = staticmethod(paper_params)
 
 
 def fmt_param(value: object) -> str:

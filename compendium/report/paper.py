@@ -23,16 +23,13 @@ from pathlib import Path
 import pandas as pd
 
 from amcf.io import write_json, write_text
+from compendium import results
+from compendium.plots.curves import plot_per_class_errors, plot_training_curves
+from compendium.plots.search import plot_layer_scheme, plot_swarm
 from compendium.report.claims import claim_comparisons, comparisons_table_latex, write_claims
-from compendium.report.collect import _read_searches, collect, run_dir, search_for_seed
+from compendium.report.collect import collect
 from compendium.report.deviations import deviations_table_latex
-from compendium.report.figures import (
-    plot_layer_scheme,
-    plot_paired_differences,
-    plot_per_class_errors,
-    plot_swarm,
-    plot_training_curves,
-)
+from compendium.report.figures import plot_paired_differences
 from compendium.report.fitness import fitness_claim, fitness_study, write_fitness_table
 from compendium.report.latex import escape_latex
 from compendium.report.macros import (
@@ -77,10 +74,9 @@ def _layer_tables(results_dir: Path, sources: Sequence[str], given: Mapping | No
     """Each source's layer table: given, else the pretrain stages' ``sources/<name>/layers.json``
     when every source has one, else one ``layers.json`` (source name -> rows)."""
     if given is None:
-        own = [results_dir / "sources" / s / "layers.json" for s in sources]
-        if all(p.is_file() for p in own):
-            given = {s: json.loads(p.read_text(encoding="utf-8"))["layers"]
-                     for s, p in zip(sources, own, strict=True)}
+        own = {s: results.read_layers(results.source_dir(results_dir, s)) for s in sources}
+        if all(rows is not None for rows in own.values()):
+            given = own
     if given is None:
         path = results_dir / "layers.json"
         if not path.is_file():
@@ -94,17 +90,6 @@ def _layer_tables(results_dir: Path, sources: Sequence[str], given: Mapping | No
     if missing:
         raise ValueError(f"no layer table for sources {missing}; have {sorted(given)}")
     return {s: given[s] for s in sources}
-
-
-def target_searches(results_dir: str | os.PathLike, target: str) -> list[dict]:
-    """The AMLS searches of ``target`` (``searches.json``, or the older one-search
-    ``search.json``), sorted by search seed."""
-    root = Path(results_dir) / target
-    for name in ("searches.json", "search.json"):
-        if (root / name).is_file():
-            return _read_searches(root / name)
-    raise FileNotFoundError(f"{root}/searches.json (or search.json) is missing; run the search "
-                            f"stage of {target}")
 
 
 def method_labels(frame: pd.DataFrame) -> dict[str, str]:
@@ -125,19 +110,19 @@ def write_figures(
 ) -> dict[str, Path]:
     """The paper's five figures; all but the paired differences show AMCF on ``target``'s first
     seed. ``comparisons`` (default: the decisive ones) feed the differences figure."""
-    results, out = Path(results_dir), Path(figures_dir)
+    root, out = Path(results_dir), Path(figures_dir)
     runs = frame[(frame["target"] == target) & (frame["method"] == FEATURED_METHOD)]
     if runs.empty:
         raise ValueError(f"no {FEATURED_METHOD} results on {target!r} to draw; run that stage")
     seed = int(runs["seed"].min())
-    run = run_dir(results, target, FEATURED_METHOD, seed)
-    search = search_for_seed(target_searches(results, target), seed)
-    tables = _layer_tables(results, sources, layer_tables)
+    run = results.find_run(root, target, FEATURED_METHOD, seed)
+    search = results.search_for_seed(results.target_searches(root, target), seed)
+    tables = _layer_tables(root, sources, layer_tables)
     selected = int(runs.loc[runs["seed"] == seed, "selected_epoch"].iloc[0])
-    plot_training_curves(run / "history.csv", out / "curves", selected_epoch=selected)
+    plot_training_curves(results.history_frame(run), out / "curves", selected_epoch=selected)
     plot_swarm(search, out / "swarm", dim_names=list(sources))
     plot_layer_scheme(tables, search["best"], out / "scheme")
-    plot_per_class_errors(run / "test_predictions.csv", out / "per-class")
+    plot_per_class_errors(results.predictions_frame(run), out / "per-class")
     if comparisons is None:
         comparisons = comparison_table(frame, decisive_pairs(frame))
     if comparisons.empty:
@@ -153,7 +138,7 @@ def schemes_table_latex(results_dir: str | os.PathLike, targets: Sequence[str]) 
     fitness, and the search's fitness calls and distinct trainings."""
     rows, sources = [], None
     for target in targets:
-        for search in target_searches(results_dir, target):
+        for search in results.target_searches(results_dir, target):
             names = search.get("sources") or [f"source {j + 1}"
                                               for j in range(len(search["best"]))]
             if sources is None:
@@ -228,9 +213,9 @@ def write_paper_inputs(
         "ReportNotebook": escape_latex(notebook),
         "FeaturedTarget": escape_latex(featured),
         "FeaturedSeed": str(featured_seed),
-        "SearchSeedCount": str(len(target_searches(results_dir, featured))),
-        "FeaturedScheme": ", ".join(str(k) for k in search_for_seed(
-            target_searches(results_dir, featured), featured_seed)["best"]),
+        "SearchSeedCount": str(len(results.target_searches(results_dir, featured))),
+        "FeaturedScheme": ", ".join(str(k) for k in results.search_for_seed(
+            results.target_searches(results_dir, featured), featured_seed)["best"]),
     }
     macros = merge_macros(context, param_macros(p), result_macros(frame, candidates))
     written["macros"] = write_macros(gen / "macros.tex", macros)

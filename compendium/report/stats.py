@@ -6,32 +6,17 @@ comparisons the paper's claims are generated from (:mod:`compendium.report.claim
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+# shared with the training stages (their summaries, the baselines' best single source)
+from compendium.seedstats import MeanStd, best_single_source, mean_std  # noqa: F401
+
 MIN_SEEDS_FOR_TEST = 3
-
-
-@dataclass(frozen=True)
-class MeanStd:
-    mean: float
-    std: float  # sample standard deviation (ddof=1); NaN when n < 2
-    n: int
-
-
-def mean_std(values: Iterable[float]) -> MeanStd:
-    """Mean and sample standard deviation (ddof=1) of per-seed values."""
-    arr = np.asarray(list(values), dtype=float)
-    if arr.size == 0:
-        raise ValueError("mean_std needs at least one value (no seeds were collected)")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"mean_std got non-finite values {arr.tolist()}; check the metrics files")
-    std = float(arr.std(ddof=1)) if arr.size > 1 else math.nan
-    return MeanStd(float(arr.mean()), std, int(arr.size))
 
 
 @dataclass(frozen=True)
@@ -95,27 +80,6 @@ def paired_comparison(
     b = _per_seed(frame, target, method_b, column)
     seeds = sorted(set(a.index) & set(b.index))
     return paired_test(a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy(), names=(method_a, method_b))
-
-
-def best_single_source(
-    frame: pd.DataFrame, target: str, candidates: Sequence[str] | None = None
-) -> str | None:
-    """The single-source baseline with the highest mean *validation* accuracy on ``target``.
-
-    Test accuracy plays no part: choosing the reference on test would flatter it. Candidates
-    default to the method table's single-source rows (fine-tuning / linear probe per source).
-    Ties go to the first method in table order. None when the target has no candidate.
-    """
-    rows = frame[frame["target"] == target]
-    if candidates is None:
-        rows = rows[rows["single_source"]]
-    else:
-        rows = rows[rows["method"].isin(list(candidates))]
-    if rows.empty:
-        return None
-    means = rows.groupby("method").agg(val=("val_acc", "mean"), order=("order", "first"))
-    means = means.reset_index().sort_values(["order", "method"], kind="stable")
-    return str(means.loc[means["val"].idxmax(), "method"])
 
 
 # --- paired differences with intervals, Holm's correction, the comparison table -------------

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from amcf.io import write_json, write_text
-from compendium.methods import GROUPS
+from amcf.io import write_text
 from compendium.report.latex import (
     DASH,
     escape_latex,
@@ -121,42 +120,6 @@ def summary_table(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
         row["targets_compared"] = len(deltas)
         out.append(row)
     return pd.DataFrame(out)
-
-
-def group_rows(frame: pd.DataFrame, target: str, group: str) -> pd.DataFrame:
-    """The runs of one stage group (``baselines``, ``ablations`` or ``amcf``) on ``target``.
-
-    A stage's tables and figures use only these: the other groups' results lie in the same
-    folder but are no dependency of the stage, so using them would let its outputs depend on
-    the order in which ``dvc repro`` happens to run the stages.
-    """
-    families = {**GROUPS, "amcf": "amcf"}  # the amcf@ stage's runs are a group of their own
-    if group not in families:
-        raise ValueError(f"group must be one of {sorted(families)}, got {group!r}")
-    return frame[(frame["target"] == target) & (frame["family"] == families[group])]
-
-
-def group_summary(frame: pd.DataFrame, target: str, group: str) -> dict[str, dict]:
-    """The headline numbers of one stage group (``baselines`` or ``ablations``) on ``target``,
-    per method of its family: mean test accuracy over seeds, the seeds, their spread (None
-    for one seed), the mean best-over-epochs accuracy and the model-epochs."""
-    rows = group_rows(frame, target, group)
-    summary = {}
-    for method, runs in rows.groupby("method"):
-        acc = mean_std(runs["test_acc"])
-        summary[method] = {"test_acc": acc.mean, "seeds": acc.n,
-                           "test_acc_std": acc.std if acc.n > 1 else None,
-                           "best_test_acc": float(runs["best_test_acc"].mean()),
-                           "model_epochs": float(runs["model_epochs"].mean())}
-    return summary
-
-
-def write_group_summary(frame: pd.DataFrame, results_dir: str | os.PathLike, target: str,
-                        group: str) -> Path:
-    """Write :func:`group_summary` to ``results_dir/<target>/<group>-summary.json`` (the
-    stage's DVC metric)."""
-    return write_json(Path(results_dir) / target / f"{group}-summary.json",
-                      group_summary(frame, target, group))
 
 
 def _tabular(header: list[str], align: str, body: list[tuple[list[str], str]]) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from compendium.report.figures import save_figure
+from compendium.plots.canvas import save_figure
 
 
 def _as_picture(x: torch.Tensor) -> np.ndarray:

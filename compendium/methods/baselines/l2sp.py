@@ -22,7 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from amcf.objective import MCLoss, Objective
-from compendium.baselines._params import split_trainable
+from compendium.methods.baselines._build import build_models
+from compendium.methods.baselines._params import split_trainable
+from compendium.methods.entry import Method, NonNegative, Options, grid
 
 
 def optimizer_weight_decay(objective: Objective, default: float) -> float:
@@ -102,3 +104,18 @@ class L2SP(MCLoss):
             )
         self._start = state["start"]
         self._restored = self._start is not None
+
+
+class L2SPOptions(Options):
+    alpha: grid(NonNegative) = 0.01  # pull of the pretrained layers to their start
+    beta: grid(NonNegative) = 0.01  # weight decay of the new head
+
+
+def l2sp(sources: Any, num_classes: int, *, in_chans: int | None = None,
+         alpha: float = 0.01, beta: float = 0.01) -> tuple[list, L2SP]:
+    objective = L2SP(alpha=alpha, beta=beta)
+    return build_models(sources, num_classes, in_chans), objective
+
+
+METHODS = (Method("l2sp", "L2-SP (best source)", "baseline", order=40, run="l2sp", recipe=l2sp,
+                  options=L2SPOptions, on="best"),)

@@ -31,7 +31,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from amcf.objective import MCLoss
-from compendium.baselines._params import model_device, split_trainable
+from compendium.methods.baselines._build import build_models
+from compendium.methods.baselines._params import model_device, split_trainable
+from compendium.methods.entry import Fraction, Method, Options, grid
 
 
 def _check_p(p: float, what: str) -> float:
@@ -214,3 +216,27 @@ class ChildTuningD(MCLoss):
         if state["p"] != self.p:
             raise ValueError(f"checkpoint was written with p={state['p']}, not p={self.p}")
         self.masks = state["masks"]
+
+
+class ChildTuningOptions(Options):
+    p: grid(Fraction) = 0.3  # the child network's share of the parameters
+
+
+def child_tuning_f(sources: Any, num_classes: int, *, in_chans: int | None = None,
+                   p: float = 0.3) -> tuple[list, ChildTuningF]:
+    objective = ChildTuningF(p=p)
+    return build_models(sources, num_classes, in_chans), objective
+
+
+def child_tuning_d(sources: Any, num_classes: int, *, in_chans: int | None = None,
+                   p: float = 0.3) -> tuple[list, ChildTuningD]:
+    objective = ChildTuningD(p=p)
+    return build_models(sources, num_classes, in_chans), objective
+
+
+METHODS = (
+    Method("childtune-f", "Child-Tuning (task-free)", "baseline", order=50, run="childtune-f",
+           recipe=child_tuning_f, options=ChildTuningOptions, on="best"),
+    Method("childtune-d", "Child-Tuning (task-driven)", "baseline", order=60, run="childtune-d",
+           recipe=child_tuning_d, options=ChildTuningOptions, on="best"),
+)

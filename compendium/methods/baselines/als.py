@@ -13,6 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from amcf.amls import run_amls
+from amcf.models.build import SourceSpec
+from compendium.methods.baselines._genetic import genetic_search
+from compendium.methods.entry import Method
+
 
 def als_budget(particles: int = 10, iterations: int = 5) -> int:
     """The number of fitness calls AMLS makes with these swarm settings."""
@@ -25,17 +30,14 @@ def als_budget(particles: int = 10, iterations: int = 5) -> int:
 def als_search(source: Any, splits: Any, train_config: Any, *, particles: int = 10,
                iterations: int = 5, seed: int = 0, state_path: str | os.PathLike | None = None,
                freeze_bn_stats: bool = False, **ga_options: Any) -> Any:
-    """Run :func:`amcf.search.genetic_search` over k for one ``source`` (a SourceSpec).
+    """Run :func:`compendium.methods.baselines._genetic.genetic_search` over k for one
+    ``source`` (a SourceSpec).
 
     The search goes through :func:`amcf.amls.run_amls` with the GA in place of the swarm, so
     the fitness, the range of k and the state-file checks are AMLS's own. ``ga_options`` go
     to the GA unchanged (population, mutation_rate...). Returns its SearchResult;
     ``result.best[0]`` is the number of bottom layers to freeze.
     """
-    from amcf.amls import run_amls
-    from amcf.models import SourceSpec
-    from compendium.baselines.genetic import genetic_search
-
     if not isinstance(source, SourceSpec):
         raise ValueError("ALS searches one source: pass a single SourceSpec")
     settings = {
@@ -50,3 +52,6 @@ def als_search(source: Any, splits: Any, train_config: Any, *, particles: int = 
     # K = 1: the MC-loss is plain cross-entropy whatever lam is
     return run_amls([source], splits, settings, train_config, lam=0.0, state_path=state_path,
                     freeze_bn_stats=freeze_bn_stats, search=genetic_search)
+
+
+METHODS = (Method("als", "ALS (genetic layer search)", "baseline", order=70, run="als"),)

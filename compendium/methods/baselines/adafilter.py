@@ -33,10 +33,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from amcf.objective import MCLoss
+from compendium.methods.baselines._build import build_models
+from compendium.methods.entry import Method, Options, Positive, PositiveInt, grid
 
 _BLOCKS = ("BasicBlock", "Bottleneck")
 
@@ -182,3 +187,22 @@ class AdaFilterNet(nn.Module):
         if not gates:
             raise RuntimeError("no forward has run yet")
         return float(sum(g.sum() for g in gates) / sum(g.numel() for g in gates))
+
+
+class AdaFilterOptions(Options):
+    hidden_size: grid(PositiveInt) = 64
+    tau: grid(Positive) = 1.0
+
+
+def adafilter(sources: Any, num_classes: int, *, in_chans: int | None = None,
+              hidden_size: int = 64, tau: float = 1.0, seed: int = 0) -> tuple[list, MCLoss]:
+    """Each source wrapped in :class:`AdaFilterNet`; the policy's init is seeded."""
+    models = build_models(sources, num_classes, in_chans)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        wrapped = [AdaFilterNet(m, hidden_size=hidden_size, tau=tau) for m in models]
+    return wrapped, MCLoss(lam=0.0)
+
+
+METHODS = (Method("adafilter", "AdaFilter", "baseline", order=80, run="adafilter",
+                  recipe=adafilter, options=AdaFilterOptions, seeded=True, on="best"),)
