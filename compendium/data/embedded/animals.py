@@ -16,8 +16,8 @@ import numpy as np
 from compendium.data.embedded.common import SEED
 from compendium.data.errors import DataError
 from compendium.data.fetch import WheelFiles
+from compendium.data.info import DatasetInfo, register
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 from compendium.data.splits import stratified_split
 
 CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]

@@ -10,8 +10,8 @@ from PIL import Image
 from compendium.data.embedded.common import SEED, load_csv_gz, rows
 from compendium.data.fetch import PackageFile
 from compendium.data.images import fit_to_canvas, stack
+from compendium.data.info import DatasetInfo, register
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 from compendium.data.splits import stratified_split
 
 FILE = PackageFile("digits/digits.csv.gz", "scikit-learn", "1.9.1",

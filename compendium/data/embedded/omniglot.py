@@ -14,8 +14,8 @@ from compendium.data.embedded.common import SEED
 from compendium.data.errors import DataError
 from compendium.data.fetch import RemoteFile
 from compendium.data.images import fit_to_canvas, open_image, stack
+from compendium.data.info import DatasetInfo, register
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 from compendium.data.splits import stratified_split
 
 _URL = "https://github.com/brendenlake/omniglot/raw/master/python/"

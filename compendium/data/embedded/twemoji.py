@@ -14,8 +14,8 @@ from compendium.data.embedded.emoji import EMOJI_JSON, load_emoji, twemoji_candi
 from compendium.data.errors import DataError
 from compendium.data.fetch import FetchContext, _installed
 from compendium.data.images import emoji_to_grey, open_image, stack
+from compendium.data.info import DatasetInfo, register
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 from compendium.data.splits import stratified_split
 
 MIN_CATEGORY = 30  # categories smaller than this are dropped (none is, with the pins below)

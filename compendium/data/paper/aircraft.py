@@ -8,9 +8,9 @@ import numpy as np
 
 from compendium.data.errors import DataError
 from compendium.data.fetch import RemoteFile
+from compendium.data.info import DatasetInfo, register
 from compendium.data.paper.common import extract, file_prepared
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 
 # No hash has been published for this archive: known_hash None (sha256 logged on download).
 ARCHIVE = RemoteFile(

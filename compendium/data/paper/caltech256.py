@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from compendium.data.fetch import RemoteFile
+from compendium.data.info import DatasetInfo, register
 from compendium.data.paper.common import SEED, VAL_FRACTION, extract, file_prepared
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 from compendium.data.splits import carve_val, stratified_split
 
 # The published hash is an md5 (torchvision's Caltech256); no sha256 is published.

@@ -8,9 +8,9 @@ import numpy as np
 import scipy.io
 
 from compendium.data.fetch import RemoteFile
+from compendium.data.info import DatasetInfo, register
 from compendium.data.paper.common import SEED, VAL_FRACTION, extract, file_prepared
 from compendium.data.prepared import Prepared
-from compendium.data.registry import DatasetInfo, register
 from compendium.data.splits import carve_val
 
 _URL = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
