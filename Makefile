@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 PROFILE := $(shell sed -n 's/^profile: *//p' params.yaml)
 
 .PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos \
-	cluster-check bench gpu-check timings paper-setup rehearsal
+	cluster-check bench gpu-check timings paper-setup rehearsal install-check
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -85,6 +85,11 @@ lab: setup
 CHAOS_ARGS ?= --targets all --kills 10 --kinds search amcf baselines ablations report
 chaos: inputs
 	$(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
+
+# `pip install .` alone (no extras) in a fresh venv: the README's own-code example runs and the
+# compendium's dependencies are absent (about a minute; CI runs it as its own step)
+install-check:
+	bash scripts/install-check
 
 # Ray: the searches and one target's amcf@, baselines@ and ablations@ stages (their fan-out
 # included) through a local Ray on 2 CPUs, in a scratch copy (build/cluster-check); their

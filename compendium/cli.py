@@ -14,6 +14,10 @@ from pathlib import Path
 
 from compendium.data.errors import DataError
 
+# what the compendium needs beyond the method's own dependencies (pyproject.toml's extra)
+COMPENDIUM_ONLY = frozenset({"yaml", "dvc", "papermill", "nbformat", "pandas", "matplotlib",
+                             "scipy", "sklearn", "pooch", "filelock", "PIL", "ray", "mlxtend"})
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amcf", description=__doc__.split("\n\n")[0])
@@ -224,6 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except DataError as exc:
         print(f"amcf: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        # `pip install .` installs the method alone; the command needs the compendium's extra
+        if (exc.name or "").split(".")[0] not in COMPENDIUM_ONLY:
+            raise
+        print(f"amcf: error: {exc.name} is not installed: the amcf command regenerates the "
+              "paper and needs the compendium's dependencies. Fix: pip install "
+              "'amcf[compendium]' (or `make setup` in a checkout)", file=sys.stderr)
         return 2
 
 
