@@ -63,3 +63,12 @@ def test_params_name_methods_and_options_by_run_id(params):
     for group, known in (("baselines", BASELINE_RUNS), ("ablations", ABLATION_RUNS)):
         assert set(raw[group]["methods"]) <= set(known), group
         assert set(raw[group].get("options", {})) <= set(known), group
+
+
+@pytest.mark.parametrize(("result_id", "searched"), [
+    ("amcf", True), ("amcf-select", True), ("amcf-lam0", True), ("amcf-k2", True),
+    ("amcf-dml", True), ("amcf-full", False), ("amcf-random", False), ("als", False),
+    ("finetune-mnist", False), ("l2sp", False)])
+def test_the_methods_that_train_with_the_searched_scheme_say_so(result_id, searched):
+    """Their cost includes the target's AMLS search (the report's cost columns)."""
+    assert method_info(result_id).searched is searched

@@ -34,6 +34,8 @@ class Method:
     candidate for the best single-source reference (each source's fine-tuning and linear
     probe). ``decisive``: the result ids (templates allowed) of this entry that decide the
     paper's question and so run on every seed; the others run on the first ``few_seeds``.
+    ``searched``: it trains with the target's searched AMLS scheme, so that search is part of
+    its cost (a method with a search of its own, ALS, publishes it beside its seeds).
 
     A baseline built from a configuration gives its ``recipe``: ``recipe(sources, num_classes,
     *, in_chans, **options) -> (models, objective)``, ``seed=`` as well when ``seeded`` (it
@@ -50,6 +52,7 @@ class Method:
     run: str
     reference: bool = False
     decisive: tuple[str, ...] = ()
+    searched: bool = False
     recipe: Callable[..., tuple[list, Any]] | None = None
     options: type[BaseModel] | None = None
     seeded: bool = False
@@ -66,6 +69,7 @@ class MethodInfo:
     run: str
     reference: bool = False  # a candidate for the best single-source reference
     order: int = 0  # position in tables: baselines first, AMCF last
+    searched: bool = False  # trains with the target's searched scheme
 
 
 def discover(package: str) -> tuple[Method, ...]:
@@ -110,12 +114,13 @@ def method_info(result_id: str, entries: Sequence[Method]) -> MethodInfo:
     """Look a result id up in ``entries`` (exact ids win over templates)."""
     for m in entries:
         if "{}" not in m.id and m.id == result_id:
-            return MethodInfo(result_id, m.label, m.family, m.run, m.reference, m.order)
+            return MethodInfo(result_id, m.label, m.family, m.run, m.reference, m.order,
+                              m.searched)
     for m in entries:
         match = _pattern(m.id).match(result_id) if "{}" in m.id else None
         if match:
             return MethodInfo(result_id, m.label.format(match.group(1)), m.family, m.run,
-                              m.reference, m.order)
+                              m.reference, m.order, m.searched)
     known = ", ".join(m.id.replace("{}", "<x>") for m in entries)
     raise ValueError(
         f"unknown method id {result_id!r}: the results directory holds a method the table does "

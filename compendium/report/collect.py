@@ -8,7 +8,6 @@ and the cost of the search behind its scheme.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +21,6 @@ COLUMNS = ("target", "method", "seed", "label", "family", "single_source", "orde
            *METRIC_KEYS, "wall_time_s", "device", "numerics", "search_evaluations",
            "search_model_epochs",
            "search_wall_time_s", "total_model_epochs", "total_wall_time_s")
-# the methods that train with the target's searched AMLS scheme, so the search is part of
-# their cost (amcf-full and amcf-random replace the scheme and need no search)
-SEARCHED_SCHEME = re.compile(r"(amcf|amcf-select|amcf-lam.+|amcf-k.+|amcf-dml)\Z")
 
 
 def _search_file(root: Path, target: str, method: str) -> Path | None:
@@ -32,8 +28,10 @@ def _search_file(root: Path, target: str, method: str) -> Path | None:
     methods that train with the searched scheme; None when it has none."""
     base = root / target
     own = [base / method / "search.json", *sorted(base.glob(f"*/{method}/search.json"))]
-    shared = [base / "searches.json", base / "search.json"] if SEARCHED_SCHEME.match(method) \
-        else []
+    # the target's AMLS searches, for the methods that train with the searched scheme (their
+    # entry's `searched`; amcf-full and amcf-random replace the scheme and need no search)
+    shared = ([base / "searches.json", base / "search.json"] if method_info(method).searched
+              else [])
     return next((p for p in [*own, *shared] if p.is_file()), None)
 
 

@@ -63,4 +63,4 @@ class DMLOptions(Options):
 
 
 METHODS = (Method("amcf-dml", "AMCF with DML (KL) term", "ablation", order=140, run="amcf-dml",
-                  options=DMLOptions),)
+                  options=DMLOptions, searched=True),)

@@ -4,4 +4,5 @@ restricted to it: 2^K - 2 runs, 4 extra for K = 3), recorded in ``amcf-k<k>/subs
 
 from compendium.methods.entry import Method
 
-METHODS = (Method("amcf-k{}", "AMCF, K = {}", "ablation", order=130, run="amcf-k"),)
+METHODS = (Method("amcf-k{}", "AMCF, K = {}", "ablation", order=130, run="amcf-k",
+                  searched=True),)

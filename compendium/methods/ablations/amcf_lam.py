@@ -5,4 +5,4 @@ batches, with the searched scheme)."""
 from compendium.methods.entry import Method
 
 METHODS = (Method("amcf-lam{}", "AMCF, lambda = {}", "ablation", order=100, run="amcf-lam",
-                  decisive=("amcf-lam0",)),)
+                  decisive=("amcf-lam0",), searched=True),)

@@ -6,6 +6,7 @@ from compendium.methods.entry import Method
 
 METHODS = (
     Method("amcf-select", "AMCF, sources selected on validation", "amcf", order=150,
-           run="amcf", decisive=("amcf-select",)),
-    Method("amcf", "AMCF", "amcf", order=160, run="amcf", decisive=("amcf",)),
+           run="amcf", decisive=("amcf-select",), searched=True),
+    Method("amcf", "AMCF", "amcf", order=160, run="amcf", decisive=("amcf",),
+           searched=True),
 )
