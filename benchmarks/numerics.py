@@ -103,7 +103,7 @@ def pipeline(out: Path, scale: str = "small") -> dict[str, str]:
     from amcf.train.config import FitnessConfig, TrainConfig
     from compendium.pipeline.fanout import run_all
     from compendium.results import schemes_of
-    from compendium.stages.amcf import run_amcf_select
+    from compendium.stages.amcf import run_amcf_and_select
     from compendium.stages.pretrain import pretrain_source
     from compendium.stages.runs import Setting
     from compendium.stages.search import run_searches
@@ -126,7 +126,7 @@ def pipeline(out: Path, scale: str = "small") -> dict[str, str]:
     setting = Setting(splits=splits, sources=specs, scheme=schemes[0], schemes=schemes,
                       train=TrainConfig(epochs=epochs, batch_size=32, lr=0.01, progress=False),
                       lam=0.2, results_dir=results, work_dir=work)
-    run_all([partial(run_amcf_select, setting, seed) for seed in (0, 1)])
+    run_all([partial(run_amcf_and_select, setting, seed) for seed in (0, 1)])
     files = sorted(p for p in [*results.rglob("*"), *out.glob("*.pt")] if p.is_file())
     return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in files}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from compendium.data.commands import prepare_dataset as prepare_info
-from compendium.data.paper.common import extract
+from compendium.data.paper_profile.common import extract
 from compendium.data.pins import PINS_ENV
 from compendium.data.prepared import read_info
 from compendium.data.registry import get_info
@@ -50,7 +50,7 @@ def test_both_caltech_stages_prepare_at_once(tmp_path):
 
 def test_a_process_that_finds_the_folder_extracted_meanwhile_uses_it(tmp_path, monkeypatch):
     """The interleaving of the race, forced: the folder appears after the first check."""
-    import compendium.data.paper.common as common
+    import compendium.data.paper_profile.common as common
 
     archive = tmp_path / "downloads" / "caltech256" / "256_ObjectCategories.tar"
     build_site(tmp_path / "downloads", tmp_path / "pins.lock")

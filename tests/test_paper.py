@@ -8,7 +8,7 @@ import pytest
 from reporting_support import DEMO_PARAMS, write_demo_results
 
 from amcf.io import write_json
-from compendium.report.paper import write_paper_inputs
+from compendium.report.paper_inputs import write_paper_inputs
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"
 # digits that are part of the method's notation or a method's name, not numbers to cite
@@ -90,7 +90,7 @@ def test_generated_macros_define_every_macro_main_tex_uses(built_paper):
 
 
 def test_schemes_table_reports_each_targets_search(tmp_path):
-    from compendium.report.paper import schemes_table_latex
+    from compendium.report.paper_inputs import schemes_table_latex
 
     for target, best, fit in (("a-t", [3, 0], 0.5), ("b", [1, 7], 0.25)):
         write_json(tmp_path / target / "search.json",

@@ -14,7 +14,7 @@ from reporting_support import DEMO_PARAMS, write_demo_results
 from amcf.io import write_json
 from amcf.layers import layer_table
 from compendium.report.layers import source_layer_tables
-from compendium.report.paper import write_paper_inputs
+from compendium.report.paper_inputs import write_paper_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from compendium import results
 from compendium.report.collect import collect
 from compendium.report.fitness import target_fitness_row
 from compendium.stages import search as search_stage
-from compendium.stages.runs import Setting, run_amcf
+from compendium.stages.runs import Setting, run_amcf_variant
 
 SEARCH_SEEDS = [4, 3]
 # each search's chosen scheme and its cost, distinct so that any mix-up shows
@@ -46,7 +46,7 @@ def test_training_and_the_report_agree_on_each_seeds_scheme_and_search_cost(
                       train=TrainConfig(epochs=1, batch_size=128, lr=0.05, progress=False),
                       results_dir=root, work_dir=tmp_path / "work")
     for seed in range(4):
-        run_amcf(setting, seed)
+        run_amcf_variant(setting, seed)
 
     frame = collect(root).set_index(["method", "seed"])
     searches = results.target_searches(root, "digits")

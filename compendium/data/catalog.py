@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from compendium.data.embedded import animals, digits, mnist, omniglot, openmoji, twemoji  # noqa: F401
 from compendium.data.fetch import RemoteFile
-from compendium.data.paper import (  # noqa: F401
+from compendium.data.paper_profile import (  # noqa: F401
     aircraft,
     caltech256,
     cifar100,

@@ -29,7 +29,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from compendium.data.cards import per_class_counts, render_card
 from compendium.data.errors import DataError
 from compendium.data.images import open_image
-from compendium.data.paper.common import check_images
+from compendium.data.paper_profile.common import check_images
 from compendium.data.prepared import Prepared, write_prepared
 from compendium.data.splits import carve_val, counts, stratified_split
 from compendium.data.transforms import IMAGENET_MEAN, IMAGENET_STD

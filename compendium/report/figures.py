@@ -1,5 +1,5 @@
 """The paper's figures that only the report draws: the paired differences of the decisive
-comparisons; and the paper's figure set (:func:`compendium.report.paper.write_figures`)
+comparisons; and the paper's figure set (:func:`compendium.report.paper_inputs.write_figures`)
 reuses the stages' figures of one run and one search."""
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from compendium.stages.choice import (
     candidates_json,
     val_acc,
 )
-from compendium.stages.runs import Setting, run_amcf, seeded, train
+from compendium.stages.runs import Setting, run_amcf_variant, seeded, train
 from compendium.summaries import group_frame, write_group_summary
 
 ABLATIONS: tuple[Method, ...] = discover("compendium.methods.ablations")
@@ -52,7 +52,7 @@ def restricted(scheme: Sequence[int], subset: Sequence[int]) -> tuple[int, ...]:
 
 def _subset_score(setting: Setting, seed: int, k: int, subset: tuple[int, ...]) -> float | None:
     """The validation accuracy of the ``amcf-k<k>`` run on the sources ``subset`` (indices):
-    built exactly as :func:`compendium.stages.runs.run_amcf` builds it, so the chosen
+    built exactly as :func:`compendium.stages.runs.run_amcf_variant` builds it, so the chosen
     subset's published run at this seed reuses this run's work directory."""
     def run() -> TrainResult:
         sources = [setting.sources[i] for i in subset]
@@ -109,7 +109,7 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
     if unknown:
         raise ValueError(f"unknown ablations {unknown}; choose from {list(ABLATION_RUNS)}")
     k_total = len(setting.sources)
-    amcf = partial(run_amcf, setting)
+    amcf = partial(run_amcf_variant, setting)
 
     def seeds_for(result_id: str) -> list[int]:
         return seeds_of(result_id, seeds, few_seeds, ABLATIONS)

@@ -26,7 +26,7 @@ from compendium.stages.runs import Setting, publish, seeded, work_dir
 from compendium.summaries import write_group_summary
 
 
-def run_amcf_select(setting: Setting, seed: int) -> Path:
+def run_amcf_and_select(setting: Setting, seed: int) -> Path:
     """AMCF and ``amcf-select`` from one training: AMCF's models, and after every epoch the
     sources chosen on validation for the fused prediction (:mod:`amcf.source_selection`),
     reported with AMCF's protocol (epoch selected on validation, best-over-epochs and last
@@ -34,9 +34,10 @@ def run_amcf_select(setting: Setting, seed: int) -> Path:
 
     The choice is made at every epoch and a finished run keeps no weights, so it is made while
     AMCF trains: the callback only evaluates, so the training, and the published ``amcf``
-    result, are those of :func:`compendium.stages.runs.run_amcf` (a test checks it), and each
-    of the two results is charged half the wall time. ``all_sources_test_acc`` (all sources
-    summed) repeats AMCF's own number as a check. Returns the ``amcf-select`` result's folder.
+    result, are those of :func:`compendium.stages.runs.run_amcf_variant` with its defaults (a
+    test checks it), and each of the two results is charged half the wall time.
+    ``all_sources_test_acc`` (all sources summed) repeats AMCF's own number as a check.
+    Returns the ``amcf-select`` result's folder.
     """
     scheme = setting.scheme_for(seed)
     objective = MCLoss(setting.lam)
@@ -101,7 +102,7 @@ def amcf_stage(target: str, seeds: Sequence[int], sources: Mapping[str, Mapping[
                       train=TrainConfig(progress=False, **train), lam=lam,
                       freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,
                       work_dir=work_dir)
-    run_all([partial(run_amcf_select, setting, seed) for seed in seeds])  # amcf and amcf-select
+    run_all([partial(run_amcf_and_select, setting, seed) for seed in seeds])  # amcf and amcf-select
     write_group_summary(results_dir, target, "amcf")
     out = setting.out_dir("amcf", seeds[0])  # the first seed's run, drawn below
     metrics = results.read_metrics(out / "metrics.json")

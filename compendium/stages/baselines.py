@@ -45,7 +45,7 @@ from compendium.stages.runs import (
     data_fingerprint,
     fingerprint,
     publish,
-    run_amcf,
+    run_amcf_variant,
     seeded,
     sources_fingerprint,
     train,
@@ -235,7 +235,7 @@ def run_als(setting: Setting, seeds: Sequence[int], source: SourceSpec,
     results.write_method_search(setting.out_dir("als", 0).parent,
                                 {"source": source.name, **result.to_dict()})
     for seed in seeds:
-        run_amcf(setting, seed, method="als", scheme=result.best, sources=[source], lam=0.0)
+        run_amcf_variant(setting, seed, method="als", scheme=result.best, sources=[source], lam=0.0)
     return tuple(result.best)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from compendium.report.layers import source_layer_tables
 from compendium.report.macros import paper_params
-from compendium.report.paper import write_paper_inputs
+from compendium.report.paper_inputs import write_paper_inputs
 
 
 def report_stage(results_dir: str | os.PathLike, paper_dir: str | os.PathLike, profile: str,

@@ -1,6 +1,6 @@
 """What the training stages' runs share: the target's :class:`Setting`, building models under
 a seed, each run's work directory, and AMCF's run with any scheme, sources and objective
-(published by ``amcf@``, by the ablations that vary one piece of it, and by ALS).
+(:func:`run_amcf_variant`: the ablations that vary one piece of it, and ALS).
 
 The trainer's checkpoints go to a work directory named after a fingerprint of everything
 that determines the run, so a killed stage resumes, and a changed setting starts afresh
@@ -149,10 +149,14 @@ def publish(setting: Setting, method: str, seed: int, result: TrainResult,
                                setting.timings_dir, method, seed, result, extra, shared_by)
 
 
-def run_amcf(setting: Setting, seed: int, *, method: str = "amcf", lam: float | None = None,
-             scheme: Sequence[int] | None = None, sources: Sequence[SourceSpec] | None = None,
-             objective: Objective | None = None) -> Path:
-    """AMCF (or one of its ablations): K models, a freezing scheme, the MC-loss."""
+def run_amcf_variant(setting: Setting, seed: int, *, method: str = "amcf",
+                     lam: float | None = None, scheme: Sequence[int] | None = None,
+                     sources: Sequence[SourceSpec] | None = None,
+                     objective: Objective | None = None) -> Path:
+    """AMCF with any piece given (lambda, the scheme, the sources, the objective), published
+    as ``method``: the ablations' runs and ALS's. With the defaults it is AMCF's own training;
+    the ``amcf@`` stage publishes that with amcf-select
+    (:func:`compendium.stages.amcf.run_amcf_and_select`)."""
     sources = list(setting.sources if sources is None else sources)
     scheme = tuple(setting.scheme_for(seed) if scheme is None else scheme)
     lam = setting.lam if lam is None else lam

@@ -1,5 +1,5 @@
 """AMCF (the headline result) and amcf-select, both published by one training of ``amcf@``
-(:func:`compendium.stages.amcf.run_amcf_select`): amcf-select is AMCF's fused prediction
+(:func:`compendium.stages.amcf.run_amcf_and_select`): amcf-select is AMCF's fused prediction
 over the sources chosen on validation after every epoch (:mod:`amcf.source_selection`)."""
 
 from compendium.methods.entry import Method

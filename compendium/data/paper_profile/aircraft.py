@@ -9,7 +9,7 @@ import numpy as np
 from compendium.data.errors import DataError
 from compendium.data.fetch import RemoteFile
 from compendium.data.info import DatasetInfo, register
-from compendium.data.paper.common import extract, file_prepared
+from compendium.data.paper_profile.common import extract, file_prepared
 from compendium.data.prepared import Prepared
 
 # No hash has been published for this archive: known_hash None (sha256 logged on download).

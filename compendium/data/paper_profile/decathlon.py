@@ -16,7 +16,13 @@ from amcf.io import atomic_path
 from compendium.data.errors import DataError
 from compendium.data.fetch import RemoteFile
 from compendium.data.info import DatasetInfo, register
-from compendium.data.paper.common import SEED, VAL_FRACTION, extract, file_prepared, read_member
+from compendium.data.paper_profile.common import (
+    SEED,
+    VAL_FRACTION,
+    extract,
+    file_prepared,
+    read_member,
+)
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from compendium.data.fetch import RemoteFile
 from compendium.data.info import DatasetInfo, register
-from compendium.data.paper.common import SEED, VAL_FRACTION, extract, file_prepared
+from compendium.data.paper_profile.common import SEED, VAL_FRACTION, extract, file_prepared
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val, stratified_split
 

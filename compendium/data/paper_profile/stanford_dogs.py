@@ -9,7 +9,7 @@ import scipy.io
 
 from compendium.data.fetch import RemoteFile
 from compendium.data.info import DatasetInfo, register
-from compendium.data.paper.common import SEED, VAL_FRACTION, extract, file_prepared
+from compendium.data.paper_profile.common import SEED, VAL_FRACTION, extract, file_prepared
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val
 

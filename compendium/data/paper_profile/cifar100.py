@@ -11,7 +11,7 @@ import numpy as np
 from compendium.data.errors import DataError
 from compendium.data.fetch import RemoteFile
 from compendium.data.info import DatasetInfo, register
-from compendium.data.paper.common import SEED, VAL_FRACTION, read_member
+from compendium.data.paper_profile.common import SEED, VAL_FRACTION, read_member
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val
 from compendium.data.transforms import IMAGENET_MEAN, IMAGENET_STD
