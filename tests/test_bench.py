@@ -181,7 +181,7 @@ def test_stage_costs_split_a_stage_into_overhead_and_training(tmp_path):
     nb = {"metadata": {"papermill": {"duration": 10.0, "start_time": stamp(now - 10),
                                      "end_time": stamp(now + 1), "exception": None}},
           "cells": [cell("x = 1", 0.1, ["parameters"]), cell("x = 2", 0.1, ["injected-parameters"]),
-                    cell("import amcf", 3.0), cell("r = run_amcf_variant(s, 0)", 5.0),
+                    cell("import amcf", 3.0), cell("out = amcf_stage(s)", 5.0),
                     cell("plot()", 0.8)]}
     (nbs / "amcf-digits-0.ipynb").write_text(json.dumps(nb))
     (work / "run").mkdir(parents=True)
