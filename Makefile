@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 PROFILE := $(shell sed -n 's/^profile: *//p' params.yaml)
 
 .PHONY: setup tex data inputs reproduce test unit notebooks lint lab clean-scratch chaos \
-	cluster-check bench gpu-check timings paper-setup rehearsal numerics-check
+	cluster-check bench gpu-check timings paper-setup rehearsal numerics-check install-check
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -86,6 +86,11 @@ CHAOS_ARGS ?= --targets all --kills 10 --kinds search amcf baselines ablations r
 chaos: inputs
 	$(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
 
+# `pip install .` alone (no extras) in a fresh venv: the README's own-code example runs and the
+# compendium's dependencies are absent (about a minute; CI runs it as its own step)
+install-check:
+	bash scripts/install-check
+
 # Ray: the searches and one target's amcf@, baselines@ and ablations@ stages (their fan-out
 # included) through a local Ray on 2 CPUs, in a scratch copy (build/cluster-check); their
 # results must equal this checkout's, the sequential run's, apart from timings.
@@ -133,4 +138,4 @@ paper-setup: setup tex
 # runs in a copy of this checkout (build/rehearsal/repo), so dvc.lock and results/ here are
 # untouched; data/ is copied in because data.dvc pins it there too.
 rehearsal: setup tex data
-	$(BIN)/python -m amcf.rehearsal.run --out build/rehearsal
+	$(BIN)/python -m scripts.rehearsal.run --out build/rehearsal

@@ -20,6 +20,7 @@ import dataclasses
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from amcf.data.tensors import Splits
+from amcf.datasets import Splits
 from amcf.io import read_json, write_json
-from amcf.objective import Objective
+from amcf.objective import MCLoss
 from amcf.search.scores import DEFAULT_SCORE, check_score, score_value
 from amcf.search.validate import Measured
-from amcf.train import TrainConfig, fit
-from amcf.train.config import resolve_device
+from amcf.train.config import TrainConfig, resolve_device
 from amcf.train.evaluate import subset_scores
+from amcf.train.fit import fit
 
 Builder = Callable[[int], nn.Module]  # source index -> model with a fresh num_classes head
 Freezer = Callable[..., nn.Module]  # (model, k, freeze_bn_stats=...) -> model
@@ -107,7 +108,7 @@ class SchemeFitness:
             raise ValueError("AMLS needs at least one source model")
         if not isinstance(train_config, TrainConfig):
             raise TypeError(f"train_config must be a TrainConfig, got {type(train_config)}")
-        Objective(lam)  # validates lam before any model is built
+        MCLoss(lam)  # validates lam before any model is built
         self.score = fitness_score(train_config)
         self.sources = list(sources)
         self.splits = dataclasses.replace(splits, test=WithheldSplit(splits.name))
@@ -164,7 +165,7 @@ class SchemeFitness:
                 num_workers=self.config.workers())
             losses.append(loss)
 
-        result = fit(models, self.splits, self.config, Objective(self.lam),
+        result = fit(models, self.splits, self.config, MCLoss(self.lam),
                      callback=measure_loss)
         return {"val_acc": [row["val_acc"] for row in result.history], "val_loss": losses}
 
@@ -249,6 +250,7 @@ def run_amls(
     freeze: Freezer | None = None,
     search: Callable[..., Any] | None = None,
     runs_dir: str | Path | None = None,
+    executor: Executor | None = None,
 ) -> Any:
     """Search the freezing scheme with PSO (``amcf.search.pso`` unless ``search`` is given).
 
@@ -256,7 +258,9 @@ def run_amls(
     -> [0, 48]: the last layer and the head always train). ``search_settings`` holds the
     search's own options (particles, iterations, seed, c1, c2, w_start, w_end, v_max, low).
     ``runs_dir`` keeps each training's measurements for reuse by a search under another score
-    (see :class:`SchemeFitness`). Returns the search's result (``best``, ``best_fitness``,
+    (see :class:`SchemeFitness`). ``executor`` evaluates a generation's schemes side by side
+    for a search that takes one (:func:`amcf.search.pso.pso_sync`); the paper's swarm is
+    sequential and ignores it. Returns the search's result (``best``, ``best_fitness``,
     ``history``, ...).
     """
     settings = _settings_dict(search_settings)
@@ -279,9 +283,8 @@ def run_amls(
             "freeze_bn_stats": freeze_bn_stats, "train": fitness.config.identity(),
         }
     if "executor" in params and "executor" not in settings:
-        # a synchronous search evaluates a generation's schemes as Ray tasks on a cluster
-        from amcf.pipeline.fanout import executor
-
-        settings["executor"] = executor()
+        # a synchronous search evaluates a generation's schemes through the executor given
+        # (a process pool, Ray tasks), else one after another
+        settings["executor"] = executor
     return search(fitness, len(counts), high=[n - 1 for n in counts], state_path=state_path,
                   **settings)

@@ -30,7 +30,8 @@ def classifier_head(model: nn.Module) -> nn.Module | None:
     return linears[-1] if linears else None
 
 
-def _head_param_ids(model: nn.Module) -> set[int]:
+def head_param_ids(model: nn.Module) -> set[int]:
+    """The ids of the head's parameters: the new classifier, which always trains."""
     head = classifier_head(model)
     return set() if head is None else {id(p) for p in head.parameters()}
 
@@ -42,7 +43,7 @@ def _first_param_name(module_name: str, module: nn.Module) -> str | None:
 
 
 def _start_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    head_ids = _head_param_ids(model)
+    head_ids = head_param_ids(model)
     convs = [
         (name, m)
         for name, m in model.named_modules()
@@ -91,7 +92,7 @@ def freeze_bottom(model: nn.Module, k: int, *, freeze_bn_stats: bool = False) ->
     Calling again replaces the previous scheme, including its batch-norm hooks.
     """
     k, starts = _check_k(model, k)
-    head_ids = _head_param_ids(model)
+    head_ids = head_param_ids(model)
     stop = starts[k] if k < len(starts) else None
     frozen = True
     for name, p in model.named_parameters():
@@ -138,7 +139,7 @@ def layer_table(model: nn.Module) -> list[LayerRow]:
     head is not a layer and is left out.
     """
     starts = layer_starts(model)
-    head_ids = _head_param_ids(model)
+    head_ids = head_param_ids(model)
     counts = [0] * len(starts)
     current = 0
     for name, p in model.named_parameters():

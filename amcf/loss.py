@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _stack(logits: Sequence[Tensor]) -> Tensor:
+def stack_logits(logits: Sequence[Tensor]) -> Tensor:
+    """The K models' logits as one (K, B, C) tensor, their shapes checked."""
     if len(logits) == 0:
         raise ValueError("logits must hold at least one (B, C) tensor, one per model")
     shapes = {tuple(z.shape) for z in logits}
@@ -32,7 +33,7 @@ def _stack(logits: Sequence[Tensor]) -> Tensor:
 
 def collaborative_penalty(logits: Sequence[Tensor]) -> Tensor:
     """Mean over the batch of (1/K) sum_j ||z_j - zbar||_2 (zero when K = 1)."""
-    z = _stack(logits)
+    z = stack_logits(logits)
     zbar = z.mean(dim=0, keepdim=True)
     # The norm's gradient is undefined where z_j == zbar exactly (always so for K = 1); the
     # tiny epsilon inside the square root keeps it finite without changing the value visibly.
@@ -49,36 +50,13 @@ def collaborative_loss(logits: Sequence[Tensor], target: Tensor, lam: float = 0.
     """
     if lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam}")
-    z = _stack(logits)
+    z = stack_logits(logits)
     ce = sum(F.cross_entropy(zj, target) for zj in z)
     if lam == 0 or z.shape[0] == 1:
         return ce
     return ce + lam * collaborative_penalty(logits)
 
 
-def mutual_learning_loss(
-    logits: Sequence[Tensor], target: Tensor, lam: float = 1.0, temperature: float = 1.0
-) -> Tensor:
-    """Deep Mutual Learning (Zhang et al., CVPR 2018), the ablation that replaces the MC term.
-
-    Each model j adds ``lam * mean_{i != j} KL(p_i || p_j)``, with the peers' distributions
-    p_i detached, as DML trains each student against its peers' current predictions.
-    """
-    z = _stack(logits)
-    k = z.shape[0]
-    ce = sum(F.cross_entropy(zj, target) for zj in z)
-    if k == 1 or lam == 0:
-        return ce
-    log_p = F.log_softmax(z / temperature, dim=-1)
-    kl = z.new_zeros(())
-    for j in range(k):
-        for i in range(k):
-            if i != j:
-                peer = log_p[i].detach()
-                kl = kl + F.kl_div(log_p[j], peer, log_target=True, reduction="batchmean")
-    return ce + lam * (temperature**2) * kl / (k - 1)
-
-
 def fused_logits(logits: Sequence[Tensor]) -> Tensor:
     """AMCF's prediction: the sum of the models' logits (argmax of it is the fused class)."""
-    return _stack(logits).sum(dim=0)
+    return stack_logits(logits).sum(dim=0)

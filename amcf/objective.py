@@ -1,10 +1,11 @@
 """What a training run optimises: the seam between the trainer and the methods.
 
-:func:`amcf.train.fit` runs one loop for every method in the compendium: the same data,
-augmentation, schedule, checkpoint selection and evaluation. A method differs only in the
-pieces of an :class:`Objective`: the loss over the K models' logits, a penalty on the
-weights (L2-SP), a change of the gradients before the step (Child-Tuning), work before each
-epoch (Child-Tuning-D's Fisher information), and extra state to checkpoint for resume.
+:func:`amcf.train.fit` runs one loop for every method: the same data, augmentation,
+schedule, checkpoint selection and evaluation. A method differs only in the hooks of an
+:class:`Objective`: the loss over the K models' logits, a penalty on the weights (L2-SP), a
+change of the gradients before the step (Child-Tuning), work before each epoch
+(Child-Tuning-D's Fisher information), and extra state to checkpoint for resume.
+:class:`MCLoss` is AMCF's own objective, the multi-source collaborative loss.
 """
 
 from __future__ import annotations
@@ -19,18 +20,15 @@ from amcf.loss import collaborative_loss
 
 
 class Objective:
-    """AMCF's objective: the MC-loss with weight ``lam`` (0 gives independent fine-tuning)."""
+    """The hooks :func:`amcf.train.fit` calls; every one but :meth:`loss` does nothing by
+    default. A method subclasses it (or :class:`MCLoss`, to keep the MC-loss)."""
 
-    name = "amcf"
+    name = "objective"
     weight_decay: float | None = None  # None: the optimiser uses the recipe's weight decay
 
-    def __init__(self, lam: float = 0.2):
-        if lam < 0:
-            raise ValueError(f"lam must be >= 0, got {lam}")
-        self.lam = lam
-
     def loss(self, logits: Sequence[Tensor], target: Tensor) -> Tensor:
-        return collaborative_loss(logits, target, self.lam)
+        """The training loss of one batch, from the K models' logits (B x C each)."""
+        raise NotImplementedError(f"{type(self).__name__} must define loss(logits, target)")
 
     def penalty(self, models: Sequence[nn.Module]) -> Tensor | float:
         """A term added to the loss that depends on the weights only (0 by default)."""
@@ -56,3 +54,17 @@ class Objective:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+class MCLoss(Objective):
+    """AMCF's objective: the MC-loss with weight ``lam`` (0 gives independent fine-tuning)."""
+
+    name = "amcf"
+
+    def __init__(self, lam: float = 0.2):
+        if lam < 0:
+            raise ValueError(f"lam must be >= 0, got {lam}")
+        self.lam = lam
+
+    def loss(self, logits: Sequence[Tensor], target: Tensor) -> Tensor:
+        return collaborative_loss(logits, target, self.lam)

@@ -36,7 +36,10 @@ from pathlib import Path
 import psutil
 import yaml
 
-from amcf.pipeline.same_results import comparable_text
+# run as a script from a checkout: benchmarks/ and scripts/ import from its root
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.same_results import comparable_text
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("search", "amcf", "baselines", "ablations", "report")

@@ -33,16 +33,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from amcf.data.folder import load_entries, prepare_folder
-from amcf.data.prepared import load_splits
-from amcf.data.tensors import BatchAugment, Splits, TensorImageDataset, iterate_batches
-from amcf.data.transforms import FileImageDataset, paper_transform
+# run as a script from a checkout: benchmarks/ and scripts/ import from its root
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from amcf.datasets import BatchAugment, Splits, TensorImageDataset, iterate_batches
 from amcf.io import write_json
 from amcf.loss import collaborative_loss
 from amcf.models import SourceSpec
-from amcf.sidebyside import Setup, compare_training, load_reference, machine
-from amcf.train import TrainConfig
-from amcf.train.config import usable_cores
+from amcf.train.config import TrainConfig, usable_cores
+from benchmarks.sidebyside import Setup, compare_training, load_reference, machine
+from compendium.data.folder import load_entries, prepare_folder
+from compendium.data.prepared import load_splits
+from compendium.data.transforms import FileImageDataset, paper_transform
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -68,7 +68,7 @@ def _digits(train: int = 600, held_out: int = 300):
     import torch
     from sklearn.datasets import load_digits
 
-    from amcf.data.tensors import BatchAugment, Splits, TensorImageDataset
+    from amcf.datasets import BatchAugment, Splits, TensorImageDataset
 
     data = load_digits()
     images = np.round(data.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
@@ -100,16 +100,14 @@ def pipeline(out: Path, scale: str = "small") -> dict[str, str]:
     from amcf import numerics
 
     numerics.apply()  # as every stage, notebook and worker does before computing
-    from amcf.experiments import (
-        Setting,
-        pretrain_source,
-        run_amcf_select,
-        run_searches,
-        schemes_of,
-    )
-    from amcf.models import SourceSpec
-    from amcf.pipeline.fanout import run_all
-    from amcf.train import FitnessConfig, TrainConfig
+    from amcf.models.build import SourceSpec
+    from amcf.train.config import FitnessConfig, TrainConfig
+    from compendium.pipeline.fanout import run_all
+    from compendium.results import schemes_of
+    from compendium.stages.amcf import run_amcf_and_select
+    from compendium.stages.pretrain import pretrain_source
+    from compendium.stages.runs import Setting
+    from compendium.stages.search import run_searches
 
     size = SCALES[scale]
     epochs = size["epochs"]
@@ -129,7 +127,7 @@ def pipeline(out: Path, scale: str = "small") -> dict[str, str]:
     setting = Setting(splits=splits, sources=specs, scheme=schemes[0], schemes=schemes,
                       train=TrainConfig(epochs=epochs, batch_size=32, lr=0.01, progress=False),
                       lam=0.2, results_dir=results, work_dir=work)
-    run_all([partial(run_amcf_select, setting, seed) for seed in (0, 1)])
+    run_all([partial(run_amcf_and_select, setting, seed) for seed in (0, 1)])
     files = sorted(p for p in [*results.rglob("*"), *out.glob("*.pt")] if p.is_file())
     return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in files}

@@ -36,7 +36,7 @@ from sklearn.metrics import accuracy_score
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from amcf.data.tensors import BatchAugment, TensorImageDataset
+from amcf.datasets import BatchAugment, TensorImageDataset
 
 
 class ImageFiles(Dataset):
@@ -85,7 +85,7 @@ class FileSplits:
 
 
 def file_splits(splits: Any, folder: Path) -> FileSplits:
-    """Write a tensor target (``amcf.data.Splits`` of TensorImageDatasets) as image files."""
+    """Write a tensor target (``compendium.data.Splits`` of TensorImageDatasets) as image files."""
     train = splits.train
     return FileSplits(
         train=write_image_files(train, folder / "train"),

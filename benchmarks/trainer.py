@@ -15,10 +15,11 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from amcf.data import BatchAugment, Splits, TensorImageDataset
+from amcf.datasets import BatchAugment, Splits, TensorImageDataset
 from amcf.models import SourceSpec, build_model
-from amcf.objective import Objective
-from amcf.train import TrainConfig, fit
+from amcf.objective import MCLoss
+from amcf.train.config import TrainConfig
+from amcf.train.fit import fit
 
 
 class PerSampleDataset(Dataset):
@@ -56,7 +57,7 @@ def _models(k: int) -> list[torch.nn.Module]:
 def bench_fit(k: int, splits: Splits, epochs: int) -> float:
     config = TrainConfig(epochs=epochs, batch_size=64, eval_test=False, progress=False)
     start = time.perf_counter()
-    fit(_models(k), splits, config, Objective(0.2))
+    fit(_models(k), splits, config, MCLoss(0.2))
     return epochs * len(splits.train) / (time.perf_counter() - start)
 
 
@@ -64,7 +65,7 @@ def bench_dataloader(k: int, splits: Splits, epochs: int) -> float:
     models = _models(k)
     opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in models]
     loader = DataLoader(PerSampleDataset(splits.train), batch_size=64, shuffle=True)
-    objective = Objective(0.2)
+    objective = MCLoss(0.2)
     start = time.perf_counter()
     for _ in range(epochs):
         for x, y in loader:

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from torch import nn  # noqa: E402
 
-from amcf.data.tensors import BatchAugment, Splits, TensorImageDataset  # noqa: E402
+from amcf.datasets import BatchAugment, Splits, TensorImageDataset  # noqa: E402
 from amcf.models import SourceSpec, build_model, save_checkpoint  # noqa: E402
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from amcf.rehearsal.server import serving
+from scripts.rehearsal.server import serving
 
 
 def serve(directory: Path, timeout_s: float = 60.0):

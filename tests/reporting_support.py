@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from amcf.io import write_json, write_text
-from amcf.timings import SUMMARY_NAME, metrics_digest, render_summary
+from compendium.timings import SUMMARY_NAME, metrics_digest, render_summary
 
 DEMO_SOURCES = ("mnist", "animals", "twemoji")
 DEMO_TARGETS = ("digits", "omniglot-small")

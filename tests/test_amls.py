@@ -10,8 +10,9 @@ from torch.utils.data import Dataset
 
 from amcf.amls import make_fitness, run_amls
 from amcf.layers import freeze_bottom, num_layers
-from amcf.objective import Objective
-from amcf.train import TrainConfig, fit
+from amcf.objective import MCLoss
+from amcf.train.config import TrainConfig
+from amcf.train.fit import fit
 
 CONFIG = TrainConfig(epochs=3, batch_size=64, lr=0.05, seed=3, progress=False)
 
@@ -44,7 +45,7 @@ def test_fitness_is_best_val_acc_and_never_reads_test(no_test, make_cnn):
     models = [build(0), build(1)]
     freeze_bottom(models[0], 1)
     freeze_bottom(models[1], 0)
-    result = fit(models, no_test, CONFIG.model_copy(update={"eval_test": False}), Objective(0.2))
+    result = fit(models, no_test, CONFIG.model_copy(update={"eval_test": False}), MCLoss(0.2))
     val = [row["val_acc"] for row in result.history]
     assert value == max(val)
     assert value > 0.5  # 10 classes: it learnt

@@ -26,18 +26,19 @@ import torch
 import yaml
 from PIL import Image
 
-from amcf.data.fetch import FetchContext, check_inputs
-from amcf.data.folder import FolderDataset, prepare_folder
-from amcf.data.prepared import load_splits
-from amcf.data.registry import get_info
-from amcf.experiments import build_frozen
 from amcf.io import write_json
 from amcf.models import SourceSpec, build_model, save_checkpoint
-from amcf.objective import Objective
-from amcf.params import load_params
-from amcf.pipeline.notebook import parse_flags
-from amcf.train import TrainConfig, fit
-from amcf.train.state import load_checkpoint
+from amcf.models.build import build_frozen
+from amcf.objective import MCLoss
+from amcf.train.config import TrainConfig
+from amcf.train.fit import fit
+from amcf.train.state import load_resume_state
+from compendium.data.fetch import FetchContext, check_inputs
+from compendium.data.folder import FolderDataset, prepare_folder
+from compendium.data.prepared import load_splits
+from compendium.data.registry import get_info
+from compendium.params import load_params
+from compendium.pipeline.notebook import parse_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -217,7 +218,7 @@ def nan_weights(tmp):
     fit([model], _Digits.get(), TrainConfig(epochs=1, progress=False), out_dir=tmp / "run")
 
 
-class _Exploding(Objective):
+class _Exploding(MCLoss):
     def penalty(self, models):  # a regulariser weighted far too heavily
         return 1e6 * sum(p.abs().sum() for p in models[0].fc.parameters())
 
@@ -232,7 +233,7 @@ def corrupt_training_checkpoint(tmp):
     path = tmp / "work" / "checkpoint.pt"
     path.parent.mkdir()
     path.write_bytes(b"PK\x03\x04 killed while writing")
-    load_checkpoint(path)
+    load_resume_state(path)
 
 
 def disk_full(tmp):
@@ -377,8 +378,8 @@ def test_small_numbers_in_params_are_numbers(tmp_path, monkeypatch):
 
 
 def test_a_class_missing_from_a_split_shows_as_zero_on_the_card():
-    from amcf.data.cards import per_class_counts
-    from amcf.data.prepared import Prepared
+    from compendium.data.cards import per_class_counts
+    from compendium.data.prepared import Prepared
 
     prep = Prepared(classes=["a", "b"], labels=np.array([0, 0, 1, 0]), ids=list("wxyz"),
                     split=np.array(["train", "test", "train", "val"], dtype=object))

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import amcf.models  # noqa: F401  (registers amcf_resnet_tiny)
-from amcf.baselines import AdaFilterNet, GatedConvBN, gumbel_sigmoid_gate
-from amcf.train import TrainConfig, fit
+from amcf.train.config import TrainConfig
+from amcf.train.fit import fit
+from compendium.methods.baselines.adafilter import AdaFilterNet, GatedConvBN, gumbel_sigmoid_gate
 
 
 def _tiny(seed=0):

@@ -6,8 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from amcf.baselines import ChildTuningD, ChildTuningF, fisher_information, top_fraction_mask
-from amcf.train import TrainConfig, fit
+from amcf.train.config import TrainConfig
+from amcf.train.fit import fit
+from compendium.methods.baselines.childtune import (
+    ChildTuningD,
+    ChildTuningF,
+    fisher_information,
+    top_fraction_mask,
+)
 
 
 def _ones_grad(model):

@@ -5,9 +5,10 @@ import copy
 import pytest
 import torch
 
-from amcf.baselines import L2SP, optimizer_weight_decay
-from amcf.objective import Objective
-from amcf.train import TrainConfig, fit
+from amcf.objective import MCLoss
+from amcf.train.config import TrainConfig
+from amcf.train.fit import fit
+from compendium.methods.baselines.l2sp import L2SP, optimizer_weight_decay
 
 
 def _setup(model, **kw):
@@ -91,7 +92,7 @@ def test_frozen_weights_are_left_out_and_start_survives_resume(make_cnn):
 
 def test_weight_decay_is_replaced_not_doubled():
     assert optimizer_weight_decay(L2SP(), 5e-4) == 0.0
-    assert optimizer_weight_decay(Objective(), 5e-4) == 5e-4
+    assert optimizer_weight_decay(MCLoss(), 5e-4) == 5e-4
 
 
 def test_fit_keeps_l2sp_weights_near_the_start(digits, make_cnn):

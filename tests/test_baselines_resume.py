@@ -6,9 +6,12 @@ import timm
 import torch
 
 import amcf.models  # noqa: F401  (registers amcf_resnet_tiny)
-from amcf.baselines import L2SP, AdaFilterNet, ChildTuningD, ChildTuningF
-from amcf.objective import Objective
-from amcf.train import TrainConfig, fit
+from amcf.objective import MCLoss
+from amcf.train.config import TrainConfig
+from amcf.train.fit import fit
+from compendium.methods.baselines.adafilter import AdaFilterNet
+from compendium.methods.baselines.childtune import ChildTuningD, ChildTuningF
+from compendium.methods.baselines.l2sp import L2SP
 
 
 class _Kill(Exception):
@@ -32,7 +35,7 @@ CASES = {
     "l2sp": (lambda make_cnn: make_cnn(), lambda: L2SP(alpha=1.0, beta=0.1)),
     "child_tuning_f": (lambda make_cnn: make_cnn(), lambda: ChildTuningF(p=0.3)),
     "child_tuning_d": (lambda make_cnn: make_cnn(), lambda: ChildTuningD(p=0.3)),
-    "adafilter": (lambda make_cnn: _adafilter(), lambda: Objective(lam=0.0)),
+    "adafilter": (lambda make_cnn: _adafilter(), lambda: MCLoss(lam=0.0)),
 }
 
 

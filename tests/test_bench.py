@@ -16,14 +16,15 @@ import torch
 from conftest import SmallCNN
 from PIL import Image
 
-from amcf.data.folder import load_entries, prepare_folder
-from amcf.data.prepared import load_splits, read_info
-from amcf.data.tensors import iterate_batches
-from amcf.data.transforms import FileImageDataset, paper_transform
-from amcf.objective import Objective
-from amcf.sidebyside import Setup, compare_search, compare_training, load_reference
-from amcf.stage_costs import stage_costs
-from amcf.train import TrainConfig, fit
+from amcf.datasets import iterate_batches
+from amcf.objective import MCLoss
+from amcf.train.config import TrainConfig
+from amcf.train.fit import fit
+from benchmarks.sidebyside import Setup, compare_search, compare_training, load_reference
+from benchmarks.stage_costs import stage_costs
+from compendium.data.folder import load_entries, prepare_folder
+from compendium.data.prepared import load_splits, read_info
+from compendium.data.transforms import FileImageDataset, paper_transform
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=0.05, progress=False, device="cpu")
 
@@ -54,7 +55,7 @@ def test_reference_loop_trains_exactly_as_fit(small, tmp_path):
     files = ref.file_splits(small, tmp_path)
     loop = ref.ReferenceLoop(files, setup.lam, ref.Recipe.from_config(CONFIG, 0))
     reference = loop.train(setup.frozen(setup.scheme))
-    ours = fit(setup.frozen(setup.scheme), small, CONFIG, Objective(setup.lam))
+    ours = fit(setup.frozen(setup.scheme), small, CONFIG, MCLoss(setup.lam))
     assert reference.first_loss == pytest.approx(ours.breakdown["first_loss"], rel=1e-5)
     for a, b in zip(reference.history, ours.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
@@ -74,7 +75,7 @@ def test_paper_search_and_amcf_search_choose_the_same_scheme(small, tmp_path):
 
 
 def test_reference_swarm_flies_like_amcf_swarm():
-    from amcf.search import pso
+    from amcf.search.pso import pso
 
     def fitness(scheme):  # many ties and repeats, so the memo and strict updates matter
         return float(-abs(scheme[0] - 3) - (scheme[1] % 4))
@@ -180,7 +181,8 @@ def test_stage_costs_split_a_stage_into_overhead_and_training(tmp_path):
     nb = {"metadata": {"papermill": {"duration": 10.0, "start_time": stamp(now - 10),
                                      "end_time": stamp(now + 1), "exception": None}},
           "cells": [cell("x = 1", 0.1, ["parameters"]), cell("x = 2", 0.1, ["injected-parameters"]),
-                    cell("import amcf", 3.0), cell("r = run_amcf(s, 0)", 5.0), cell("plot()", 0.8)]}
+                    cell("import amcf", 3.0), cell("out = amcf_stage(s)", 5.0),
+                    cell("plot()", 0.8)]}
     (nbs / "amcf-digits-0.ipynb").write_text(json.dumps(nb))
     (work / "run").mkdir(parents=True)
     (work / "run" / "metrics.json").write_text(json.dumps({"wall_time_s": 4.0}))
@@ -200,12 +202,12 @@ def test_stage_costs_split_a_stage_into_overhead_and_training(tmp_path):
     assert stage_costs(nbs, work, measure=False)["kinds"]["amcf"]["training_s"] == 5.0
 
 
-@pytest.mark.parametrize("notebook", ["search", "amcf", "compare", "pretrain"])
+@pytest.mark.parametrize("notebook", ["search", "amcf", "baselines", "ablations", "pretrain"])
 def test_every_training_notebook_has_a_cell_stage_costs_counts_as_training(notebook):
     """Without a fit record (the search trains in memory), stage_costs finds the training in
     the cells that call the trainer; a notebook whose call it does not know would count its
     whole training as overhead."""
-    from amcf.stage_costs import TRAINER_CALLS
+    from benchmarks.stage_costs import TRAINER_CALLS
 
     nb = json.loads((Path(__file__).parents[1] / "notebooks" / f"{notebook}.ipynb").read_text())
     sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]

@@ -17,11 +17,12 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from amcf.experiments import Setting, run_ablations, run_amcf  # noqa: E402
-from amcf.pipeline import cluster, fanout  # noqa: E402
-from amcf.pipeline.same_results import differences  # noqa: E402
-from amcf.search import pso_sync  # noqa: E402
-from amcf.train import TrainConfig  # noqa: E402
+from amcf.search.pso import pso_sync  # noqa: E402
+from amcf.train.config import TrainConfig  # noqa: E402
+from compendium.pipeline import cluster, fanout  # noqa: E402
+from compendium.stages.ablations import run_ablations  # noqa: E402
+from compendium.stages.runs import Setting, run_amcf_variant  # noqa: E402
+from scripts.same_results import differences  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -166,7 +167,7 @@ def _parent(pid: int | str) -> int:
 
 
 def _kill_when_trained(work: Path, epochs_done: int, seen: dict) -> None:
-    """SIGKILL the Ray worker running run_amcf once ``epochs_done`` epochs are checkpointed
+    """SIGKILL the Ray worker running run_amcf_variant once ``epochs_done`` epochs are checkpointed
     (a worker of this process's Ray: its parent is the raylet this process started)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -179,7 +180,7 @@ def _kill_when_trained(work: Path, epochs_done: int, seen: dict) -> None:
                     mine = _parent(_parent(pid)) == os.getpid()
                 except (OSError, ValueError, IndexError):
                     continue
-                if mine and cmdline.startswith(b"ray::run_amcf"):  # named after its task
+                if mine and cmdline.startswith(b"ray::run_amcf_variant"):  # named after its task
                     os.kill(int(pid), signal.SIGKILL)
                     seen.update(pid=int(pid), rows=rows, finished=(history.parent /
                                                                    "metrics.json").exists())
@@ -190,13 +191,13 @@ def _kill_when_trained(work: Path, epochs_done: int, seen: dict) -> None:
 def test_a_worker_killed_mid_training_resumes_to_the_same_metrics(digits, sources, tmp_path,
                                                                   local_ray):
     epochs = 8
-    run_amcf(_setting(digits, sources, tmp_path / "seq", epochs), seed=0)
+    run_amcf_variant(_setting(digits, sources, tmp_path / "seq", epochs), seed=0)
 
     seen: dict = {}
     killer = threading.Thread(target=_kill_when_trained, args=(tmp_path / "ray/work", 2, seen))
     killer.start()
-    [out] = fanout.run_all([partial(run_amcf, _setting(digits, sources, tmp_path / "ray", epochs),
-                                    seed=0)])
+    [out] = fanout.run_all([partial(run_amcf_variant,
+                                    _setting(digits, sources, tmp_path / "ray", epochs), seed=0)])
     killer.join()
 
     assert seen and not seen["finished"]  # killed in the middle of the training

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from amcf.data import commands
-from amcf.data.embedded.emoji import codepoints
-from amcf.data.errors import DataError
-from amcf.data.prepared import load_splits, read_info
-from amcf.data.registry import get_info, names
-from amcf.data.tensors import BatchAugment, TensorImageDataset
+from amcf.datasets import BatchAugment, TensorImageDataset
+from compendium.data import commands
+from compendium.data.embedded.emoji import codepoints
+from compendium.data.errors import DataError
+from compendium.data.prepared import load_splits, read_info
+from compendium.data.registry import get_info, names
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("AMCF_DATA_MIRROR", REPO.parent / "shared" / "data"))
@@ -131,7 +131,7 @@ def test_card_records_sizes_licence_and_inputs(prepared):
 def test_corrupt_omniglot_image_is_named(prepared, tmp_path):
     import zipfile
 
-    from amcf.data.embedded import omniglot
+    from compendium.data.embedded import omniglot
 
     data = tmp_path / "data"
     (data / "omniglot").mkdir(parents=True)

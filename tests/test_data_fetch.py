@@ -6,9 +6,9 @@ import zipfile
 import pytest
 from data_support import closed_port_url, serve, sha256
 
-from amcf.cli import main
-from amcf.data.errors import DataError
-from amcf.data.fetch import (
+from compendium.cli import main
+from compendium.data.errors import DataError
+from compendium.data.fetch import (
     FetchContext,
     PackageFile,
     RemoteFile,
@@ -16,7 +16,7 @@ from amcf.data.fetch import (
     check_inputs,
     resolve_mirror,
 )
-from amcf.data.registry import get_info
+from compendium.data.registry import get_info
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +146,7 @@ def test_unknown_dataset_suggests_close_names(capsys):
 
 
 def test_first_download_without_a_sha256_pins_it_and_later_fetches_check_it(tmp_path, site):
-    from amcf.data.pins import read_pins
+    from compendium.data.pins import read_pins
 
     data = tmp_path / "downloads"
     rf = RemoteFile("blob.bin", ("unused",), None)
@@ -163,7 +163,7 @@ def test_first_download_without_a_sha256_pins_it_and_later_fetches_check_it(tmp_
 
 
 def test_an_md5_only_file_is_pinned_by_sha256_after_its_md5_passed(tmp_path, site):
-    from amcf.data.pins import read_pins
+    from compendium.data.pins import read_pins
 
     md5 = hashlib.md5((site / "blob.bin").read_bytes()).hexdigest()
     with serve(site) as url:
@@ -183,7 +183,7 @@ def test_paper_fetch_prints_the_disk_it_needs_before_downloading(tmp_path, monke
     import shutil
     from collections import namedtuple
 
-    from amcf.data import commands
+    from compendium.data import commands
 
     printed = []
     usage = namedtuple("usage", "total used free")

@@ -1,16 +1,17 @@
 """Users' own ImageFolder data as a dataset, configured by a few lines of YAML."""
 
+import json
 from pathlib import Path
 
 import pytest
 from data_support import image_bytes
 
-from amcf.cli import main
-from amcf.data.errors import DataError
-from amcf.data.folder import load_entries, prepare_folder
-from amcf.data.prepared import load_splits, read_info
-from amcf.data.tensors import BatchAugment, TensorImageDataset
-from amcf.data.transforms import FileImageDataset
+from amcf.datasets import BatchAugment, TensorImageDataset
+from compendium.cli import main
+from compendium.data.errors import DataError
+from compendium.data.folder import load_entries, prepare_folder
+from compendium.data.prepared import load_splits, read_info
+from compendium.data.transforms import FileImageDataset
 
 EXAMPLE = """\
 datasets:
@@ -89,9 +90,13 @@ def test_cli_prepares_folder_entries(tmp_path, capsys):
     root = _folder(tmp_path / "shapes", n=10)
     params = tmp_path / "params.yaml"
     params.write_text(EXAMPLE.format(path=root))
-    out = tmp_path / "out"
+    out, summaries = tmp_path / "out", tmp_path / "results"
     assert main(["data", "prepare", "--params", str(params), "--only", "my-shapes",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--results", str(summaries)]) == 0
     assert read_info("my-shapes", out)["num_classes"] == 3
+    # the prepare@ stage's own function: the committed summary too
+    assert json.loads((summaries / "my-shapes" / "splits.json").read_text())["classes"] == 3
+    assert {"card.md", "samples.png", "samples.pdf"} <= {
+        p.name for p in (summaries / "my-shapes").iterdir()}
     assert main(["data", "list"]) == 0
     assert "omniglot-small" in capsys.readouterr().out

@@ -14,12 +14,12 @@ import scipy.io
 import torch
 from data_support import image_bytes, md5, serve, sha256
 
-from amcf.data.commands import prepare_dataset
-from amcf.data.errors import DataError
-from amcf.data.fetch import FetchContext, fetch_all
-from amcf.data.prepared import load_splits, read_info
-from amcf.data.registry import get_info
-from amcf.data.transforms import FileImageDataset
+from compendium.data.commands import prepare_dataset
+from compendium.data.errors import DataError
+from compendium.data.fetch import FetchContext, fetch_all
+from compendium.data.prepared import load_splits, read_info
+from compendium.data.registry import get_info
+from compendium.data.transforms import FileImageDataset
 
 
 @pytest.fixture(autouse=True)

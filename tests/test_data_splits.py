@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from amcf.data.errors import DataError
-from amcf.data.splits import carve_val, counts, stratified_split
+from compendium.data.errors import DataError
+from compendium.data.splits import carve_val, counts, stratified_split
 
 
 def _labels(per_class=(20, 25, 30)):

@@ -7,17 +7,13 @@ import json
 import pytest
 import torch
 
-from amcf.experiments import (
-    Setting,
-    best_single_source,
-    build_frozen,
-    random_scheme,
-    run_amcf,
-    run_finetune,
-    run_search,
-)
-from amcf.reporting import collect
-from amcf.train import TrainConfig
+from amcf.models.build import build_frozen
+from amcf.train.config import TrainConfig
+from compendium.report.collect import collect
+from compendium.stages.ablations import random_scheme
+from compendium.stages.baselines import best_single_source, run_finetune
+from compendium.stages.runs import Setting, run_amcf_variant
+from compendium.stages.search import run_search
 
 
 def _setting(digits, sources, tmp_path, **kw):
@@ -27,14 +23,14 @@ def _setting(digits, sources, tmp_path, **kw):
 
 
 def test_amcf_run_is_the_same_whatever_ran_before_in_the_process(digits, sources, tmp_path):
-    first = json.loads((run_amcf(_setting(digits, sources, tmp_path / "1"), 0)
+    first = json.loads((run_amcf_variant(_setting(digits, sources, tmp_path / "1"), 0)
                         / "metrics.json").read_text())
     torch.rand(1000)  # disturb the global RNG, as an earlier run in the same notebook would
-    second = json.loads((run_amcf(_setting(digits, sources, tmp_path / "2"), 0)
+    second = json.loads((run_amcf_variant(_setting(digits, sources, tmp_path / "2"), 0)
                          / "metrics.json").read_text())
     for key in ("val_acc", "test_acc", "best_test_acc", "selected_epoch", "scheme"):
         assert first[key] == second[key], key
-    other_seed = json.loads((run_amcf(_setting(digits, sources, tmp_path / "1"), 1)
+    other_seed = json.loads((run_amcf_variant(_setting(digits, sources, tmp_path / "1"), 1)
                              / "metrics.json").read_text())
     assert other_seed["test_acc"] != first["test_acc"] or other_seed["val_acc"] != first["val_acc"]
 
@@ -88,7 +84,7 @@ def test_scheme_length_must_match_sources(digits, sources, tmp_path):
 def test_a_rerun_publishes_byte_identical_results_and_records_its_time(digits, sources,
                                                                        tmp_path):
     # two runs from scratch (own work directories), as on a fresh clone and again
-    outs = [run_amcf(_setting(digits, sources, tmp_path / run), 0) for run in ("1", "2")]
+    outs = [run_amcf_variant(_setting(digits, sources, tmp_path / run), 0) for run in ("1", "2")]
     for name in ("metrics.json", "history.csv", "test_predictions.csv"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     record = json.loads((tmp_path / "1" / "timings/digits/amcf/seed0.json").read_text())
@@ -118,32 +114,35 @@ def test_search_writes_its_result_and_metric_and_resumes_from_its_state(digits, 
 
 def test_a_finished_run_keeps_its_numbers_not_its_weights(digits, sources, tmp_path):
     setting = _setting(digits, sources, tmp_path)
-    out = run_amcf(setting, 0)
+    out = run_amcf_variant(setting, 0)
     work = list((tmp_path / "work").rglob("metrics.json"))
     assert len(work) == 1 and not (work[0].parent / "checkpoint.pt").exists()
     first = (out / "metrics.json").read_text()
     (out / "metrics.json").unlink()
-    assert (run_amcf(setting, 0) / "metrics.json").read_text() == first  # reused, not retrained
+    # reused, not retrained
+    assert (run_amcf_variant(setting, 0) / "metrics.json").read_text() == first
 
 
 def test_each_seed_trains_with_the_scheme_of_its_search_seed(digits, sources, tmp_path):
     setting = _setting(digits, sources, tmp_path, schemes=((3, 0), (0, 2)))
     assert [setting.scheme_for(s) for s in range(4)] == [(3, 0), (0, 2), (3, 0), (0, 2)]
-    metrics = json.loads((run_amcf(setting, 1) / "metrics.json").read_text())
+    metrics = json.loads((run_amcf_variant(setting, 1) / "metrics.json").read_text())
     assert metrics["scheme"] == [0, 2]
     with pytest.raises(ValueError, match="one entry per source"):
         _setting(digits, sources, tmp_path, schemes=((3, 0), (1,)))
 
 
 def test_only_the_decisive_comparisons_run_on_every_seed(digits, sources, tmp_path):
-    from amcf.experiments import run_ablations, seeds_of
+    from compendium.methods.entry import seeds_of
+    from compendium.methods.registry import METHODS
+    from compendium.stages.ablations import run_ablations
 
-    assert seeds_of("amcf-full", range(5), 2) == [0, 1, 2, 3, 4]
-    assert seeds_of("finetune-mnist", range(5), 2) == [0, 1, 2, 3, 4]
-    assert seeds_of("amcf-dml", range(5), 2) == [0, 1]
-    assert seeds_of("amcf-dml", range(5), None) == [0, 1, 2, 3, 4]
+    assert seeds_of("amcf-full", range(5), 2, METHODS) == [0, 1, 2, 3, 4]
+    assert seeds_of("finetune-mnist", range(5), 2, METHODS) == [0, 1, 2, 3, 4]
+    assert seeds_of("amcf-dml", range(5), 2, METHODS) == [0, 1]
+    assert seeds_of("amcf-dml", range(5), None, METHODS) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="few_seeds"):
-        seeds_of("amcf-dml", range(5), 0)
+        seeds_of("amcf-dml", range(5), 0, METHODS)
     setting = _setting(digits, sources, tmp_path, group="ablations")
     run_ablations(setting, [0, 1], [0.0, 1.0], ["amcf-lam"], few_seeds=1)
     root = tmp_path / "results" / "digits" / "ablations"
@@ -153,8 +152,9 @@ def test_only_the_decisive_comparisons_run_on_every_seed(digits, sources, tmp_pa
 
 def test_one_search_per_search_seed_and_their_choice_under_another_score(digits, sources,
                                                                         tmp_path):
-    from amcf.experiments import run_searches, schemes_of
-    from amcf.train import FitnessConfig
+    from amcf.train.config import FitnessConfig
+    from compendium.results import schemes_of
+    from compendium.stages.search import run_searches
 
     pso = {"particles": 2, "iterations": 1, "v_max": 2.0}
     fitness = FitnessConfig(epochs=1, batch_size=128, progress=False)

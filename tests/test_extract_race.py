@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from amcf.data.commands import prepare_dataset as prepare_info
-from amcf.data.paper.common import extract
-from amcf.data.pins import PINS_ENV
-from amcf.data.prepared import read_info
-from amcf.data.registry import get_info
-from amcf.rehearsal.miniatures import build_site
+from compendium.data.commands import prepare_dataset as prepare_info
+from compendium.data.paper_profile.common import extract
+from compendium.data.pins import PINS_ENV
+from compendium.data.prepared import read_info
+from compendium.data.registry import get_info
+from scripts.rehearsal.miniatures import build_site
 
 
 def _prepare(name: str, data: str, out: str, pins: str, barrier, errors) -> None:
@@ -50,7 +50,7 @@ def test_both_caltech_stages_prepare_at_once(tmp_path):
 
 def test_a_process_that_finds_the_folder_extracted_meanwhile_uses_it(tmp_path, monkeypatch):
     """The interleaving of the race, forced: the folder appears after the first check."""
-    import amcf.data.paper.common as common
+    import compendium.data.paper_profile.common as common
 
     archive = tmp_path / "downloads" / "caltech256" / "256_ObjectCategories.tar"
     build_site(tmp_path / "downloads", tmp_path / "pins.lock")
@@ -73,7 +73,7 @@ def test_a_process_that_finds_the_folder_extracted_meanwhile_uses_it(tmp_path, m
 
 
 def test_a_truncated_archive_is_still_reported_as_such(tmp_path):
-    from amcf.data.errors import DataError
+    from compendium.data.errors import DataError
 
     build_site(tmp_path / "downloads", tmp_path / "pins.lock")
     archive = tmp_path / "downloads" / "caltech256" / "256_ObjectCategories.tar"

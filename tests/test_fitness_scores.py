@@ -11,16 +11,11 @@ import pytest
 import torch
 
 from amcf.amls import make_fitness, run_amls
-from amcf.experiments import (
-    _search_dirs,
-    compare_search_scores,
-    data_fingerprint,
-    fingerprint,
-    run_search,
-    sources_fingerprint,
-)
-from amcf.search.scores import rank_correlation, score_value
-from amcf.train import FitnessConfig, TrainConfig
+from amcf.search.scores import score_value
+from amcf.train.config import FitnessConfig, TrainConfig
+from compendium.report.fitness import rank_correlation
+from compendium.stages.runs import data_fingerprint, fingerprint, sources_fingerprint
+from compendium.stages.search import compare_search_scores, run_search, search_dirs
 
 RECIPE = {"epochs": 1, "batch_size": 128, "lr": 0.05, "seed": 3, "progress": False}
 PSO = {"particles": 2, "iterations": 1, "seed": 0, "v_max": 2.0}
@@ -78,13 +73,13 @@ def test_default_score_keeps_the_memo_key_and_work_dirs(digits, sources, tmp_pat
     assert default.identity() == plain.identity()
     assert FitnessConfig(**RECIPE, score="loss").identity() == {**plain.identity(),
                                                                "score": "loss"}
-    state, runs = _search_dirs(digits, sources, PSO, default, 0.2, tmp_path, False)
+    state, runs = search_dirs(digits, sources, PSO, default, 0.2, tmp_path, False)
     # the state path exactly as run_search computed it before scores existed
     old = (tmp_path / "digits" / "amls" / fingerprint(
         PSO, plain.identity(), sources_fingerprint(sources), 0.2, False,
         data_fingerprint(digits)) / "state.json")
     assert state == old
-    loss_state, loss_runs = _search_dirs(digits, sources, PSO,
+    loss_state, loss_runs = search_dirs(digits, sources, PSO,
                                          FitnessConfig(**RECIPE, score="loss"), 0.2, tmp_path,
                                          False)
     assert loss_state != state and loss_runs == runs  # trainings shared, memos apart

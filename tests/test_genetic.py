@@ -8,7 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from amcf.search import SearchResult, StateMismatchError, genetic_search, pso, read_state
+from amcf.search.pso import pso
+from amcf.search.result import SearchResult
+from amcf.search.state import StateMismatchError, read_state
+from compendium.methods.baselines._genetic import genetic_search
 
 
 def bumpy(scheme):

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amcf.methods import ABLATION_RUNS, BASELINE_RUNS, METHODS, method_info, runs
+from compendium.methods.registry import (
+    ABLATION_RUNS,
+    BASELINE_RUNS,
+    METHODS,
+    family_runs,
+    method_info,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,9 +22,9 @@ def test_runs_of_each_family_come_from_the_table_in_order():
     assert BASELINE_RUNS == ("scratch", "finetune", "linear", "l2sp", "childtune-f",
                              "childtune-d", "als", "adafilter")
     assert ABLATION_RUNS == ("amcf-lam", "amcf-full", "amcf-random", "amcf-k", "amcf-dml")
-    assert runs("amcf") == ("amcf",)
+    assert family_runs("amcf") == ("amcf",)
     with pytest.raises(ValueError, match="unknown family"):
-        runs("baselines")
+        family_runs("baselines")
 
 
 @pytest.mark.parametrize("result_id, run, label", [
@@ -39,9 +45,9 @@ def test_exact_ids_win_over_templates_and_unknown_ids_are_refused():
     # "amcf-dml" also matches no template, "amcf" must not be read as a template's fill
     assert method_info("amcf-dml").family == "ablation"
     assert method_info("amcf").family == "amcf"
-    assert method_info("finetune-animals").single_source
-    assert not method_info("ensemble").single_source
-    with pytest.raises(ValueError, match="unknown method id 'magic'.*amcf/methods.py"):
+    assert method_info("finetune-animals").reference
+    assert not method_info("ensemble").reference
+    with pytest.raises(ValueError, match="unknown method id 'magic'.*compendium/methods/"):
         method_info("magic")
 
 
@@ -57,3 +63,12 @@ def test_params_name_methods_and_options_by_run_id(params):
     for group, known in (("baselines", BASELINE_RUNS), ("ablations", ABLATION_RUNS)):
         assert set(raw[group]["methods"]) <= set(known), group
         assert set(raw[group].get("options", {})) <= set(known), group
+
+
+@pytest.mark.parametrize(("result_id", "searched"), [
+    ("amcf", True), ("amcf-select", True), ("amcf-lam0", True), ("amcf-k2", True),
+    ("amcf-dml", True), ("amcf-full", False), ("amcf-random", False), ("als", False),
+    ("finetune-mnist", False), ("l2sp", False)])
+def test_the_methods_that_train_with_the_searched_scheme_say_so(result_id, searched):
+    """Their cost includes the target's AMLS search (the report's cost columns)."""
+    assert method_info(result_id).searched is searched

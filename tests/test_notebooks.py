@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from amcf.pipeline.notebook import notebook_defaults, parse_flags
+from compendium.pipeline.notebook import notebook_defaults, parse_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -20,7 +20,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 def test_every_stage_kind_has_a_notebook():
     names = {nb.stem for nb in NOTEBOOKS}
-    assert {"prepare", "pretrain", "search", "amcf", "compare", "report"} <= names
+    assert {"prepare", "pretrain", "search", "amcf", "baselines", "ablations", "report"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -111,7 +111,7 @@ def test_make_reproduce_checks_the_cpu_before_anything_else():
 
 
 def test_cli_check_names_the_policy_or_refuses_a_bad_switch():
-    cmd = [sys.executable, "-m", "amcf.cli", "numerics", "check"]
+    cmd = [sys.executable, "-m", "compendium.cli", "numerics", "check"]
     ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and numerics.POLICY in ok.stdout
     bad = subprocess.run(cmd, env={**os.environ, numerics.SWITCH: "bogus"},

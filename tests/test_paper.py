@@ -8,7 +8,7 @@ import pytest
 from reporting_support import DEMO_PARAMS, write_demo_results
 
 from amcf.io import write_json
-from amcf.reporting.paper import write_paper_inputs
+from compendium.report.paper_inputs import write_paper_inputs
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"
 # digits that are part of the method's notation or a method's name, not numbers to cite
@@ -90,7 +90,7 @@ def test_generated_macros_define_every_macro_main_tex_uses(built_paper):
 
 
 def test_schemes_table_reports_each_targets_search(tmp_path):
-    from amcf.reporting.paper import schemes_table_latex
+    from compendium.report.paper_inputs import schemes_table_latex
 
     for target, best, fit in (("a-t", [3, 0], 0.5), ("b", [1, 7], 0.25)):
         write_json(tmp_path / target / "search.json",
@@ -100,7 +100,7 @@ def test_schemes_table_reports_each_targets_search(tmp_path):
     assert r"$k$ x\_y & $k$ z" in tex
     assert r"\texttt{a-t} & 0 & 3 & 0 & 50.0 & 60 & 41 \\" in tex
     assert r"\texttt{b} & 0 & 1 & 7 & 25.0 & 60 & 41 \\" in tex
-    # one row per search seed once a target has several searches
+    # one row per search seed once a target has several searches, in search_seeds' order
     write_json(tmp_path / "b" / "searches.json", {"searches": [
         {"seed": 1, "sources": ["x_y", "z"], "best": [5, 5], "best_fitness": 0.3, "calls": 60,
          "evaluations": 40},
@@ -108,8 +108,8 @@ def test_schemes_table_reports_each_targets_search(tmp_path):
          "evaluations": 41}]})
     tex = schemes_table_latex(tmp_path, ["b"])
     rows = [line for line in tex.splitlines() if line.startswith(r"\texttt{b}")]
-    assert rows == [r"\texttt{b} & 0 & 1 & 7 & 25.0 & 60 & 41 \\",
-                    r"\texttt{b} & 1 & 5 & 5 & 30.0 & 60 & 40 \\"]
+    assert rows == [r"\texttt{b} & 1 & 5 & 5 & 30.0 & 60 & 40 \\",
+                    r"\texttt{b} & 0 & 1 & 7 & 25.0 & 60 & 41 \\"]
     write_json(tmp_path / "c" / "search.json",
                {"sources": ["q"], "best": [2], "best_fitness": 0.1, "calls": 1, "evaluations": 1})
     with pytest.raises(ValueError, match="one source set"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amcf.params import ParamsError, check, load_params
+from compendium.params import ParamsError, check, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = {"embedded": ROOT / "params.yaml", "paper": ROOT / "profiles" / "paper.yaml",
@@ -75,6 +76,8 @@ def _broken(tmp_path, edit) -> Path:
     (lambda t: t["baselines"].update({"few_seeds": 0}), "baselines.few_seeds"),
     (lambda t: t["search"]["pso"].update({"seed": 3}), "search.search_seeds"),
     (lambda t: t["search"].update({"search_seeds": [1, 1]}), "distinct"),
+    (lambda t: t["ablations"]["options"].update({"amcf-dml": {"temperature": 0}}),
+     r"ablations\.options: amcf-dml\.temperature: .*greater than 0"),
     (lambda t: t["search"]["pso"].update({"particles": 0}), "search.pso.particles"),
     (lambda t: t["amcf"]["sources"]["mnist"].update({"arch": "resnet5O"}), "resnet5O"),
     (lambda t: t["report"].update({"featured_target": "mnist"}), "featured_target"),
@@ -98,6 +101,23 @@ def test_bad_values_are_named(tmp_path, edit, message):
         load_params(_broken(tmp_path, edit))
 
 
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t["final"].update({"seeds": [0, 0, 1]}),
+     r"final\.seeds must be distinct seeds, but \[0, 0, 1\] repeats \[0\]: .*publish the "
+     r"same run twice\. Fix: list each seed once"),
+    (lambda t: t["search"].update({"search_seeds": [4, 3, 4]}),
+     r"search\.search_seeds must be distinct seeds, but \[4, 3, 4\] repeats \[4\]: .*Fix: "
+     r"list each seed once"),
+])
+def test_duplicate_seeds_are_refused_by_params_check(tmp_path, capsys, edit, message):
+    """A repeated seed would publish one run (or one search) twice: `amcf params check`
+    refuses it with a message naming the list, the repeated seed and the fix."""
+    path = _broken(tmp_path, edit)
+    assert check([str(path)]) == 2
+    assert re.search(message, capsys.readouterr().err.replace("\n  ", " "))
+    assert check([str(PROFILES["embedded"])]) == 0  # distinct seeds pass
+
+
 def test_unreadable_or_missing_file(tmp_path, capsys):
     with pytest.raises(ParamsError, match="does not exist"):
         load_params(tmp_path / "nope.yaml")
@@ -112,7 +132,7 @@ def test_unreadable_or_missing_file(tmp_path, capsys):
 def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
     """`dvc repro --dry --force` with profiles/paper.yaml as params.yaml (a dry run of stages
     whose inputs do not exist yet needs --force, or DVC stops at the first missing input)."""
-    for name in ("dvc.yaml", "notebooks", "amcf", "paper"):
+    for name in ("dvc.yaml", "notebooks", "amcf", "compendium", "paper"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     shutil.copy(PROFILES["paper"], tmp_path / "params.yaml")
@@ -136,12 +156,13 @@ def test_dry_run_of_the_paper_profile_lists_every_stage(tmp_path):
 
 
 def test_settings_grids_stay_small_and_the_rehearsal_trains_none():
-    """A grid of n points costs n - 1 extra runs per target (amcf.experiments.select_options)."""
-    from amcf.baselines.recipes import option_grid
+    """A grid of n points costs n - 1 extra runs per target (select_options)."""
+    from compendium.methods.entry import by_run, option_grid
+    from compendium.methods.registry import BASELINES
 
     def extra_runs(name):
         options = load_params(PROFILES[name]).baselines.options
-        return sum(len(option_grid(m, o)) - 1 for m, o in options.items())
+        return sum(len(option_grid(by_run(BASELINES, m), o)) - 1 for m, o in options.items())
 
     assert extra_runs("embedded") == 6 and extra_runs("paper") == 3
     assert extra_runs("rehearsal") == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from amcf.pipeline.lock import stale_stages
+from compendium.pipeline.lock import stale_stages
 
 DVC_YAML = """\
 stages:
@@ -80,7 +80,7 @@ def test_a_stage_never_run_is_reported(repo):
 
 def test_the_command_exits_non_zero_on_a_stale_lock(repo):
     (repo / "params.yaml").write_text("n: 5\n")
-    out = subprocess.run([sys.executable, "-m", "amcf.cli", "pipeline", "check-lock"],
+    out = subprocess.run([sys.executable, "-m", "compendium.cli", "pipeline", "check-lock"],
                          cwd=repo, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
     assert out.returncode == 1

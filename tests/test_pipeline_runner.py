@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amcf.pipeline.notebook import NotebookParameterError, parse_flags
+from compendium.pipeline.notebook import NotebookParameterError, parse_flags
 
 DEFAULTS = {
     "target": "digits",

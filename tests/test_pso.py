@@ -10,14 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from amcf.search import (
-    SearchResult,
-    StateMismatchError,
-    inertia_schedule,
-    pso,
-    pso_sync,
-    read_state,
-)
+from amcf.search.pso import inertia_schedule, pso, pso_sync
+from amcf.search.result import SearchResult
+from amcf.search.state import StateMismatchError, read_state
 
 
 def rugged(scheme):

@@ -15,16 +15,16 @@ from data_support import serve
 from safetensors.torch import load_file
 from timm.models import get_pretrained_cfg
 
-from amcf.data.commands import prepare_dataset as prepare_info
-from amcf.data.errors import DataError
-from amcf.data.fetch import FetchContext, fetch_all
-from amcf.data.pins import PINS_ENV
-from amcf.data.prepared import load_splits
-from amcf.data.registry import get_info, names
-from amcf.params import load_params
-from amcf.rehearsal.hub import fill_hub_cache
-from amcf.rehearsal.miniatures import build_site
-from amcf.rehearsal.run import hub_arches
+from compendium.data.commands import prepare_dataset as prepare_info
+from compendium.data.errors import DataError
+from compendium.data.fetch import FetchContext, fetch_all
+from compendium.data.pins import PINS_ENV
+from compendium.data.prepared import load_splits
+from compendium.data.registry import get_info, names
+from compendium.params import load_params
+from scripts.rehearsal.hub import fill_hub_cache
+from scripts.rehearsal.miniatures import build_site
+from scripts.rehearsal.run import hub_arches
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER, REHEARSAL = ROOT / "profiles" / "paper.yaml", ROOT / "profiles" / "rehearsal.yaml"
@@ -124,7 +124,7 @@ def test_stand_in_weights_load_through_timms_pretrained_path(tmp_path, monkeypat
 def test_the_copy_is_the_working_tree_with_its_data_committed(tmp_path):
     """`dvc status` in the rehearsal's copy must be clean although no rehearsal stage reads
     data/ (found by the first rehearsal: data.dvc was 'not in cache' there)."""
-    from amcf.rehearsal.run import copy_checkout
+    from scripts.rehearsal.run import copy_checkout
 
     src = tmp_path / "src"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")

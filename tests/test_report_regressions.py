@@ -13,8 +13,8 @@ from reporting_support import DEMO_PARAMS, write_demo_results
 
 from amcf.io import write_json
 from amcf.layers import layer_table
-from amcf.reporting.layers import source_layer_tables
-from amcf.reporting.paper import write_paper_inputs
+from compendium.report.layers import source_layer_tables
+from compendium.report.paper_inputs import write_paper_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,8 @@ def test_hub_source_without_a_pretrain_stage_gets_its_architectures_layer_table(
 
 
 def _paper_steps() -> str:
-    readme = (ROOT / "README.md").read_text()
+    # the paper profile's steps, linked from the README
+    readme = (ROOT / "docs" / "profiles.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
     [steps] = [b for b in blocks if "cp profiles/paper.yaml params.yaml" in b]
     return steps

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amcf.reporting.claims import (
+from compendium.report.claims import (
     PAIR_MACROS,
     claim_comparisons,
     claim_macros,
@@ -13,7 +13,7 @@ from amcf.reporting.claims import (
     render_claims,
     reproduction_claim,
 )
-from amcf.reporting.stats import holm
+from compendium.report.stats import holm
 
 TARGETS = ("t1", "t2", "t3")
 SEEDS = 10
@@ -124,7 +124,7 @@ def test_reproduction_time_counts_a_joint_run_once():
     (["", ""], "did not record"),
 ])
 def test_the_numerics_sentence_names_what_the_runs_recorded(values, expected):
-    from amcf.reporting.claims import numerics_claim
+    from compendium.report.claims import numerics_claim
 
     text = numerics_claim(pd.DataFrame({"numerics": values}))["ClaimNumerics"]
     assert expected in text

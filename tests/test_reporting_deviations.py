@@ -4,8 +4,8 @@ import pandas as pd
 import yaml
 from reporting_support import DEMO_PARAMS
 
-from amcf.reporting.deviations import PAPER_PROFILE, deviations_table_latex
-from amcf.reporting.macros import PaperParams
+from compendium.report.deviations import PAPER_PROFILE, deviations_table_latex
+from compendium.report.macros import PaperParams
 
 PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "paper.yaml"
 

@@ -4,15 +4,11 @@ import pandas as pd
 import pytest
 from reporting_support import write_demo_results
 
-from amcf.reporting.collect import collect
-from amcf.reporting.figures import (
-    plot_layer_scheme,
-    plot_method_accuracies,
-    plot_paired_differences,
-    plot_per_class_errors,
-    plot_swarm,
-    plot_training_curves,
-)
+from compendium.plots.curves import plot_per_class_errors, plot_training_curves
+from compendium.plots.methods import plot_method_accuracies
+from compendium.plots.search import plot_layer_scheme, plot_swarm
+from compendium.report.collect import collect
+from compendium.report.figures import plot_paired_differences
 
 
 def _history():

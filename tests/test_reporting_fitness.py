@@ -1,5 +1,5 @@
 """Does the search's fitness predict the final accuracy, and does its choice depend on the
-score? (amcf.reporting.fitness)"""
+score? (compendium.report.fitness)"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from amcf.reporting.fitness import fitness_claim, fitness_table_latex, target_fitness_row
+from compendium.report.fitness import fitness_claim, fitness_table_latex, target_fitness_row
 
 
 def _searches(accs, losses, same):
@@ -50,7 +50,7 @@ def test_the_claim_follows_the_numbers():
 
 
 def test_agreement_with_the_loss_among_the_schemes_a_search_evaluated():
-    from amcf.reporting.fitness import lowest_loss_scheme
+    from compendium.report.fitness import lowest_loss_scheme
 
     history = [{"scheme": [1, 0], "val_loss": 1.2}, {"scheme": [0, 3], "val_loss": 0.9},
                {"scheme": [2, 2], "val_loss": None}]

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from amcf.reporting.latex import escape_latex, fmt_num, fmt_p, fmt_pct, fmt_pm, fmt_signed_pct
+from compendium.report.latex import escape_latex, fmt_num, fmt_p, fmt_pct, fmt_pm, fmt_signed_pct
 
 
 @pytest.mark.parametrize(

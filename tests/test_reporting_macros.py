@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from reporting_support import DEMO_PARAMS, write_demo_results
 
-from amcf.reporting.collect import collect
-from amcf.reporting.macros import (
+from compendium.report.collect import collect
+from compendium.report.macros import (
     PaperParams,
     macro_name,
     merge_macros,
@@ -14,7 +14,7 @@ from amcf.reporting.macros import (
     render_macros,
     result_macros,
 )
-from amcf.reporting.tables import results_table
+from compendium.report.tables import results_table
 
 
 def test_macro_name_example_and_digits_spelled_out():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from amcf.reporting.samples import _short_label, _spread, plot_samples
+from compendium.plots.samples import _short_label, _spread, plot_samples
 
 
 class _Images(torch.utils.data.Dataset):

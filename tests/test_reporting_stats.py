@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from amcf.reporting.stats import best_single_source, mean_std, paired_comparison, paired_test
+from compendium.report.stats import best_single_source, mean_std, paired_comparison, paired_test
 
 
 def test_mean_std_is_sample_std_with_n():
@@ -112,7 +112,7 @@ def test_best_single_source_tie_goes_to_table_order():
 
 # --- intervals, Holm, the comparison table ------------------------------------------------
 
-from amcf.reporting.stats import (  # noqa: E402
+from compendium.report.stats import (  # noqa: E402
     BEST_SINGLE,
     comparison_table,
     decisive_pairs,

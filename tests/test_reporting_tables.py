@@ -1,24 +1,24 @@
 import json
 import math
+import shutil
 
 import pandas as pd
 import pytest
 from reporting_support import write_demo_results
 
 from amcf.io import write_json
-from amcf.reporting.collect import collect
-from amcf.reporting.stats import paired_comparison
-from amcf.reporting.tables import (
-    group_rows,
-    group_summary,
+from compendium.methods.registry import ABLATIONS, BASELINES, method_info
+from compendium.report.collect import collect
+from compendium.report.stats import paired_comparison
+from compendium.report.tables import (
     results_table,
     results_table_latex,
     summary_table,
     summary_table_latex,
-    write_group_summary,
     write_tables,
 )
-from amcf.timings import metrics_digest
+from compendium.summaries import group_frame, group_summary, write_group_summary
+from compendium.timings import metrics_digest
 
 
 @pytest.fixture(scope="module")
@@ -126,34 +126,46 @@ def test_summary_table_means_over_targets(frame):
 
 
 
-def test_group_summary_is_the_stage_metric_of_its_family(frame, tmp_path):
-    summary = group_summary(frame, "digits", "baselines")
+def _grouped(results, root):
+    """The demo tree laid out as the pipeline does: each stage group's runs in its folder."""
+    folders = {"baseline": "baselines", "ablation": "ablations", "amcf": ""}
+    for run in sorted((results / "digits").glob("*/seed*")):
+        group = folders[method_info(run.parent.name).family]
+        shutil.copytree(run, root / "digits" / group / run.parent.name / run.name)
+    return root
+
+
+def test_group_summary_is_the_stage_metric_of_its_family(frame, results, tmp_path):
+    root = _grouped(results, tmp_path / "grouped")
+    summary = group_summary(group_frame(root, "digits", "baselines"))
     baselines = frame[(frame.target == "digits") & (frame.family == "baseline")]
     assert set(summary) == set(baselines.method)
     scratch = baselines[baselines.method == "scratch"]
     assert summary["scratch"]["test_acc"] == pytest.approx(scratch.test_acc.mean())
     assert summary["scratch"]["test_acc_std"] == pytest.approx(scratch.test_acc.std())
     assert summary["scratch"]["seeds"] == len(scratch)
-    assert set(group_summary(frame, "digits", "ablations")) == {"amcf-lam0"}
-    one_seed = group_summary(frame[frame.seed == 0], "digits", "baselines")
+    assert set(group_summary(group_frame(root, "digits", "ablations"))) == {"amcf-lam0"}
+    one_seed = group_frame(root, "digits", "baselines")
+    one_seed = group_summary(one_seed[one_seed.seed == 0])
     assert one_seed["scratch"]["test_acc_std"] is None  # no spread from one seed
-    path = write_group_summary(frame, tmp_path, "digits", "baselines")
-    assert path == tmp_path / "digits" / "baselines-summary.json"
+    path = write_group_summary(root, "digits", "baselines")
+    assert path == root / "digits" / "baselines-summary.json"
     assert json.loads(path.read_text()) == summary
     with pytest.raises(ValueError, match="group must be one of"):
-        group_summary(frame, "digits", "baseline")
+        group_frame(root, "digits", "baseline")
 
 
-def test_a_group_stage_sees_only_its_own_runs(frame):
+def test_a_group_stage_sees_only_its_own_runs(results, tmp_path):
     """baselines@ and ablations@ write into one folder beside amcf@'s runs; what one stage
     plots must not depend on whether the others happened to run before it."""
-    rows = group_rows(frame, "digits", "ablations")
-    assert set(rows.method) == {"amcf-lam0"}
-    assert set(frame[frame.target == "digits"].family) > {"ablation"}  # others were there
-    assert set(group_rows(frame, "digits", "baselines").family) == {"baseline"}
-    assert set(group_rows(frame, "digits", "amcf").method) == {"amcf"}  # amcf@'s own
+    root = _grouped(results, tmp_path / "grouped")
+    rows = group_frame(root, "digits", "ablations", ABLATIONS)
+    assert set(rows.method) == {"amcf-lam0"} and set(rows.family) == {"ablation"}
+    assert len(list((root / "digits").glob("*/*/seed*"))) > len(rows)  # others were there
+    assert set(group_frame(root, "digits", "baselines", BASELINES).family) == {"baseline"}
+    assert set(group_frame(root, "digits", "amcf").method) == {"amcf"}  # amcf@'s own
     with pytest.raises(ValueError, match="group must be one of"):
-        group_rows(frame, "digits", "amcf-select")
+        group_frame(root, "digits", "amcf-select")
 
 
 def _metrics(final, **extra):
@@ -194,12 +206,13 @@ def test_collect_adds_each_seeds_search_to_the_cost_of_searched_schemes(tmp_path
     _timings(tmp_path, {"t/amcf/seed0": 2.0, "t/amcf/seed1": 3.0, "t/amcf/seed2": 4.0,
                         "t/search/seed0": 50.0, "t/search/seed1": 70.0})
     frame = collect(tmp_path).set_index(["method", "seed"])
-    # training seed s uses search seed s mod 2
-    assert frame.loc[("amcf", 1), "total_model_epochs"] == 6 + 200
-    assert frame.loc[("amcf", 2), "total_model_epochs"] == 6 + 100
-    assert frame.loc[("amcf", 1), "total_wall_time_s"] == pytest.approx(73.0)
-    assert frame.loc[("amcf", 2), "search_evaluations"] == 10
-    assert frame.loc[("amcf-lam0", 1), "search_model_epochs"] == 200
+    # training seed s uses the search at position s mod 2 of search_seeds (here [1, 0], the
+    # order searches.json keeps): seed 1 the search of seed 0, seed 2 that of seed 1
+    assert frame.loc[("amcf", 1), "total_model_epochs"] == 6 + 100
+    assert frame.loc[("amcf", 2), "total_model_epochs"] == 6 + 200
+    assert frame.loc[("amcf", 1), "total_wall_time_s"] == pytest.approx(53.0)
+    assert frame.loc[("amcf", 2), "search_evaluations"] == 20
+    assert frame.loc[("amcf-lam0", 1), "search_model_epochs"] == 100
     assert math.isnan(frame.loc[("amcf-lam0", 1), "total_wall_time_s"])  # run itself untimed
     for method in ("amcf-full", "ensemble"):  # no searched scheme: no search cost
         assert frame.loc[(method, 0), "total_model_epochs"] == 6

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from amcf.data.tensors import Splits, TensorImageDataset
-from amcf.experiments import Setting, run_amcf, run_amcf_select
-from amcf.select import SubsetSelection, nonempty_subsets, select_subset
-from amcf.train import TrainConfig
+from amcf.datasets import Splits, TensorImageDataset
+from amcf.source_selection import SubsetSelection, nonempty_subsets, select_subset
+from amcf.train.config import TrainConfig
+from compendium.stages.amcf import run_amcf_and_select
+from compendium.stages.runs import Setting, run_amcf_variant
 
 C = 4
 CONFIG = TrainConfig(epochs=1, batch_size=64, seed=0, progress=False)
@@ -121,7 +122,7 @@ def test_one_training_publishes_amcf_exactly_and_its_choice_of_sources(digits, s
     setting = Setting(splits=digits, sources=sources, scheme=(3, 5),
                       train=TrainConfig(epochs=2, batch_size=64, lr=0.05, progress=False),
                       results_dir=tmp_path / "results", work_dir=tmp_path / "work")
-    out = run_amcf_select(setting, 0)
+    out = run_amcf_and_select(setting, 0)
     assert out == setting.out_dir("amcf-select", 0)
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["selected_sources"]) <= {"a", "b"} and metrics["selected_sources"]
@@ -129,10 +130,11 @@ def test_one_training_publishes_amcf_exactly_and_its_choice_of_sources(digits, s
     assert metrics["val_acc"] >= metrics["all_sources_val_acc"]
     assert (out / "test_predictions.csv").exists() and (out / "history.csv").exists()
 
-    # the amcf result it published is run_amcf's, byte for byte (the callback only evaluates)
+    # the amcf result it published is run_amcf_variant's, byte for byte (the callback only
+    # evaluates)
     alone = dataclasses.replace(setting, results_dir=tmp_path / "alone",
                                 work_dir=tmp_path / "alone-work")
-    plain = run_amcf(alone, 0)
+    plain = run_amcf_variant(alone, 0)
     shared = setting.out_dir("amcf", 0)
     for name in ("metrics.json", "history.csv", "test_predictions.csv"):
         assert (shared / name).read_bytes() == (plain / name).read_bytes(), name
@@ -143,7 +145,7 @@ def test_one_training_publishes_amcf_exactly_and_its_choice_of_sources(digits, s
     assert metrics["all_sources_test_acc"] == test_acc[metrics["selected_epoch"]]
     # a rerun reuses the finished run and publishes the same bytes
     before = (out / "metrics.json").read_bytes()
-    run_amcf_select(setting, 0)
+    run_amcf_and_select(setting, 0)
     assert (out / "metrics.json").read_bytes() == before
 
 

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from amcf.cli import main
 from amcf.io import write_json
-from amcf.reporting import collect
-from amcf.reporting.tables import results_table
-from amcf.timings import SUMMARY_NAME, read_summary, write_record, write_summary
+from compendium.cli import main
+from compendium.report.collect import collect
+from compendium.report.tables import results_table
+from compendium.timings import SUMMARY_NAME, read_summary, write_record, write_summary
 
 
 def _metrics(acc: float) -> dict:

@@ -9,8 +9,10 @@ import pydantic
 import pytest
 import torch
 
-from amcf.objective import Objective
-from amcf.train import TrainConfig, TrainResult, evaluate, fit
+from amcf.objective import MCLoss
+from amcf.train.config import TrainConfig
+from amcf.train.evaluate import evaluate
+from amcf.train.fit import TrainResult, fit
 from amcf.train.records import summarise
 
 FAST = dict(epochs=4, batch_size=64, lr=0.05, progress=False)
@@ -140,7 +142,7 @@ def test_resume_with_other_settings_is_refused(digits, make_cnn, tmp_path):
     with pytest.raises(RuntimeError, match=r"config\.lr.*\n.*resume=False"):
         fit(_models(make_cnn), digits, config.model_copy(update={"lr": 0.1}), out_dir=tmp_path)
     with pytest.raises(RuntimeError, match="objective"):
-        fit(_models(make_cnn), digits, config, Objective(lam=0.5), out_dir=tmp_path)
+        fit(_models(make_cnn), digits, config, MCLoss(lam=0.5), out_dir=tmp_path)
     with pytest.raises(RuntimeError, match="architectures"):
         fit([make_cnn(width=8), make_cnn(seed=1)], digits, config, out_dir=tmp_path)
     frozen = _models(make_cnn)
@@ -166,7 +168,7 @@ def test_corrupt_checkpoint_names_the_fix(digits, make_cnn, tmp_path):
         fit(_models(make_cnn), digits, TrainConfig(**FAST), out_dir=tmp_path)
 
 
-class _Collapses(Objective):
+class _Collapses(MCLoss):
     """Trains normally for two epochs, then wipes the heads and stops all learning."""
 
     def before_epoch(self, models, epoch, batches):
@@ -214,7 +216,7 @@ def test_summarise_selection_rules():
     assert s["members"][1]["selected_epoch"] == 4 and s["members"][1]["test_acc"] == 0.3
 
 
-class _Recorder(Objective):
+class _Recorder(MCLoss):
     """Counts the hooks, drains the before-epoch batches, and freezes model 0 by its grads."""
 
     def __init__(self, lam: float = 0.2, block_first: bool = True, drain: bool = True):
@@ -257,7 +259,7 @@ def test_before_epoch_batches_do_not_disturb_the_run(digits, make_cnn):
     assert _strip_time(drained.history) == _strip_time(untouched.history)
 
 
-class _Constant(Objective):
+class _Constant(MCLoss):
     def penalty(self, models):
         return 5.0
 

@@ -1,20 +1,22 @@
 """Source models: specifications, building them for a target task, checkpoints, and the
-architectures amcf registers in timm's registry (importing this package registers them)."""
+architectures amcf registers in timm's registry (importing this package registers them).
 
+Other names are imported on first use (:mod:`amcf._exports`)."""
+
+from amcf._exports import lazy
 from amcf.models import cifar_resnet, tiny  # noqa: F401  (registers the archs with timm)
-from amcf.models.build import SourceSpec, build_model
-from amcf.models.checkpoint import CHECKPOINT_FORMAT, WeightsFile, read_weights, save_checkpoint
-from amcf.models.cifar_resnet import CifarResNet
-from amcf.models.hub import HubWeightsUnavailable, locate_hub_weights
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "CifarResNet",
-    "HubWeightsUnavailable",
-    "SourceSpec",
-    "WeightsFile",
-    "build_model",
-    "locate_hub_weights",
-    "read_weights",
-    "save_checkpoint",
-]
+_EXPORTS = {
+    "SourceSpec": "amcf.models.build",
+    "build_model": "amcf.models.build",
+    "build_frozen": "amcf.models.build",
+    "CHECKPOINT_FORMAT": "amcf.models.checkpoint",
+    "WeightsFile": "amcf.models.checkpoint",
+    "read_weights": "amcf.models.checkpoint",
+    "save_checkpoint": "amcf.models.checkpoint",
+    "CifarResNet": "amcf.models.cifar_resnet",
+    "HubWeightsUnavailable": "amcf.models.hub",
+    "locate_hub_weights": "amcf.models.hub",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy(__name__, _EXPORTS)

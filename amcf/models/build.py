@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from operator import index as as_index
 from typing import Any
 
@@ -12,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from timm.models import adapt_input_conv, get_arch_name, get_pretrained_cfg
 from torch import nn
 
-from amcf.layers import classifier_head
+from amcf.layers import classifier_head, freeze_bottom
+from amcf.models import cifar_resnet, tiny  # noqa: F401  (registers the archs with timm)
 from amcf.models.checkpoint import WeightsFile, read_weights
 from amcf.models.hub import locate_hub_weights
 
@@ -166,3 +168,12 @@ def build_model(
         return _from_hub(spec, num_classes, in_chans, keep_head)
     return _from_file(spec, num_classes, in_chans, keep_head)
 
+
+def build_frozen(sources: Sequence[SourceSpec], scheme: Sequence[int], splits: Any,
+                 freeze_bn_stats: bool = False) -> list[nn.Module]:
+    """The K source models with new heads for ``splits`` (its classes and channels) and
+    ``scheme[j]`` bottom layers of model j frozen: AMCF's models for one scheme."""
+    models = [build_model(s, splits.num_classes, in_chans=splits.in_chans) for s in sources]
+    for m, k in zip(models, scheme, strict=True):
+        freeze_bottom(m, int(k), freeze_bn_stats=freeze_bn_stats)
+    return models

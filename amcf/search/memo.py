@@ -11,41 +11,18 @@ different question.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, as_completed
 from pathlib import Path
 from typing import Any
 
-from amcf.io import read_json, write_json
+from amcf.io import write_json
 from amcf.search.result import SearchResult
+from amcf.search.state import STATE_FORMAT, StateMismatchError, read_state
 from amcf.search.validate import fitness_value, measured_details
 
-STATE_FORMAT = "amcf-search-state/1"
-
 Scheme = tuple[int, ...]
-
-
-class StateMismatchError(ValueError):
-    """A state file exists but was written by a search with other settings."""
-
-
-def read_state(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        state = read_json(path)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"search state {os.fspath(path)!r} is not valid JSON ({err}); delete it to start "
-            "the search afresh"
-        ) from err
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ValueError(
-            f"{os.fspath(path)!r} is not an amcf search state file (expected format "
-            f"{STATE_FORMAT!r}); pass another state_path or delete the file"
-        )
-    return state
 
 
 def _settings_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ a strict improvement; the initial gbest is the first initial particle with the b
 generation moves with the gbest of the previous generation and is then evaluated at once,
 its distinct new schemes in parallel through a ``concurrent.futures.Executor`` (through
 ``amcf.amls.run_amls``: as Ray tasks when a Ray cluster is attached, see
-:mod:`amcf.pipeline.fanout`). It uses the same draws in the same order, so it differs from
+:mod:`compendium.pipeline.fanout`). It uses the same draws in the same order, so it differs from
 :func:`pso` only through the later gbest; the paper's update is asynchronous.
 
 History rows (one per call): ``call`` (1-based), ``iteration`` (0 = the initial evaluation,
@@ -42,6 +42,7 @@ import numpy as np
 
 from amcf.search.memo import Ledger, Scheme
 from amcf.search.result import SearchResult
+from amcf.search.settings import PAPER
 from amcf.search.validate import (
     check_bounds,
     check_context,
@@ -144,7 +145,8 @@ def _prepare(
     return ledger, swarm, rng
 
 
-def inertia_schedule(iterations: int = 5, w_start: float = 1.4, w_end: float = 0.7) -> list[float]:
+def inertia_schedule(iterations: int = PAPER.iterations, w_start: float = PAPER.w_start,
+                     w_end: float = PAPER.w_end) -> list[float]:
     """The inertia used in each iteration (1.4, 1.26, 1.12, 0.98, 0.84 by default)."""
     iterations = check_int("iterations", iterations, 1)
     step = (w_start - w_end) / iterations
@@ -160,14 +162,14 @@ def pso(
     dims: int,
     low: float | Sequence[float] = 0,
     high: float | Sequence[float] = 48,
-    particles: int = 10,
-    iterations: int = 5,
-    seed: int = 0,
-    c1: float = 1.5,
-    c2: float = 1.5,
-    w_start: float = 1.4,
-    w_end: float = 0.7,
-    v_max: float = 5.0,
+    particles: int = PAPER.particles,
+    iterations: int = PAPER.iterations,
+    seed: int = PAPER.seed,
+    c1: float = PAPER.c1,
+    c2: float = PAPER.c2,
+    w_start: float = PAPER.w_start,
+    w_end: float = PAPER.w_end,
+    v_max: float = PAPER.v_max,
     state_path: str | os.PathLike | None = None,
     context: Any = None,
 ) -> SearchResult:
@@ -200,14 +202,14 @@ def pso_sync(
     dims: int,
     low: float | Sequence[float] = 0,
     high: float | Sequence[float] = 48,
-    particles: int = 10,
-    iterations: int = 5,
-    seed: int = 0,
-    c1: float = 1.5,
-    c2: float = 1.5,
-    w_start: float = 1.4,
-    w_end: float = 0.7,
-    v_max: float = 5.0,
+    particles: int = PAPER.particles,
+    iterations: int = PAPER.iterations,
+    seed: int = PAPER.seed,
+    c1: float = PAPER.c1,
+    c2: float = PAPER.c2,
+    w_start: float = PAPER.w_start,
+    w_end: float = PAPER.w_end,
+    v_max: float = PAPER.v_max,
     state_path: str | os.PathLike | None = None,
     context: Any = None,
     executor: Executor | None = None,

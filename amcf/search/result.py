@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from amcf.search.state import read_state
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -50,9 +52,6 @@ class SearchResult:
     @classmethod
     def from_state(cls, path: str | os.PathLike) -> SearchResult:
         """The result stored in a finished search's state file."""
-        # Imported here because memo imports this module.
-        from amcf.search.memo import read_state
-
         state = read_state(path)
         if state.get("result") is None:
             done = len(state.get("history", []))

@@ -1,4 +1,4 @@
-"""How a short fitness run is turned into one number, and how well such numbers rank schemes.
+"""How a short fitness run is turned into one number.
 
 A fitness run trains for a few epochs and measures, after each, the fused prediction's
 validation accuracy ``acc_e`` and mean cross-entropy ``L_e``. The score of the run is the
@@ -16,7 +16,6 @@ best over those epochs of:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,26 +46,3 @@ def score_value(score: str, val_acc: Sequence[float], val_loss: Sequence[float],
         return float(max(-loss for loss in val_loss))
     return float(max(acc + 1.0 / (2 * num_val * (1.0 + loss))
                      for acc, loss in zip(val_acc, val_loss, strict=True)))
-
-
-def rank_correlation(fitness: Sequence[float], test_acc: Sequence[float]) -> dict[str, Any]:
-    """Spearman's rank correlation between fitness values and the final test accuracies of
-    the same schemes: does the fitness rank schemes as their full training does?
-
-    Returns ``{"rho", "p_value", "n", "reason"}``; rho and p_value are NaN, with the reason,
-    when there are fewer than 3 pairs or either list is constant (no ranking to compare).
-    """
-    from scipy.stats import spearmanr
-
-    fitness, test_acc = [float(v) for v in fitness], [float(v) for v in test_acc]
-    if len(fitness) != len(test_acc):
-        raise ValueError(f"need one test accuracy per fitness value, got {len(fitness)} "
-                         f"fitness values and {len(test_acc)} test accuracies")
-    nan = {"rho": math.nan, "p_value": math.nan, "n": len(fitness)}
-    if len(fitness) < 3:
-        return {**nan, "reason": f"only {len(fitness)} pairs; a rank correlation needs >= 3"}
-    for name, values in (("fitness", fitness), ("test_acc", test_acc)):
-        if len(set(values)) == 1:
-            return {**nan, "reason": f"{name} is constant ({values[0]:g}), so it has no ranking"}
-    rho, p_value = spearmanr(fitness, test_acc)
-    return {"rho": float(rho), "p_value": float(p_value), "n": len(fitness), "reason": None}

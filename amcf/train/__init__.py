@@ -1,7 +1,4 @@
-"""The trainer shared by AMCF, its ablations and every baseline (see :func:`fit`)."""
+"""The trainer shared by AMCF, its ablations and every baseline (:func:`amcf.train.fit.fit`).
 
-from amcf.train.config import FitnessConfig, TrainConfig, resolve_device
-from amcf.train.evaluate import evaluate
-from amcf.train.fit import TrainResult, fit
-
-__all__ = ["FitnessConfig", "TrainConfig", "TrainResult", "evaluate", "fit", "resolve_device"]
+Import from the module that defines a name (``amcf.train.fit``, ``amcf.search.pso``...): this
+``__init__`` imports nothing, so a module of the package loads only what it needs."""

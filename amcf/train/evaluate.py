@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from amcf.data.tensors import iterate_batches
+from amcf.datasets import iterate_batches
 from amcf.loss import fused_logits
 
 

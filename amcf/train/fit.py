@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from amcf.data.tensors import Splits, iterate_batches
+from amcf.datasets import Splits, iterate_batches
 from amcf.io import read_json, write_json
-from amcf.objective import Objective
+from amcf.objective import MCLoss, Objective
 from amcf.train import records, state
 from amcf.train.config import TrainConfig, resolve_device
 from amcf.train.evaluate import accuracies, autocast_for, predict
@@ -167,7 +167,7 @@ def _evaluate_split(models, dataset, config, device):
 
 
 def _checkpoint(path, models, objective, run: _Run, identity, epoch) -> None:
-    state.save_checkpoint(
+    state.save_resume_state(
         path,
         identity=identity,
         epoch=epoch,
@@ -219,7 +219,7 @@ def _cached_result(out_dir: Path, identity, models, device) -> TrainResult | Non
     metrics.pop("wall_time_s", None)  # a run finished before timings moved to timing.json
     predictions = None
     if (out_dir / CHECKPOINT).exists():
-        ckpt = state.load_checkpoint(out_dir / CHECKPOINT)
+        ckpt = state.load_resume_state(out_dir / CHECKPOINT)
         for m, sd in zip(models, ckpt["models"], strict=True):
             m.load_state_dict(sd)
             m.to(device)
@@ -279,7 +279,7 @@ def fit(
     report need), without its weights.
     """
     config = _check_inputs(models, splits, config)
-    objective = Objective() if objective is None else objective
+    objective = MCLoss() if objective is None else objective
     device = resolve_device(config.device)
     identity = state.run_identity(config.identity(), models, objective)
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -306,7 +306,7 @@ def fit(
     start = 0
     ckpt_path = out_dir / CHECKPOINT if out_dir is not None else None
     if ckpt_path is not None and resume and ckpt_path.exists():
-        ckpt = state.load_checkpoint(ckpt_path)
+        ckpt = state.load_resume_state(ckpt_path)
         problems = state.identity_mismatch(ckpt.get("identity", {}), identity)
         if problems:
             raise _refuse(out_dir, CHECKPOINT, problems)

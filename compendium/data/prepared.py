@@ -1,0 +1,198 @@
+"""Prepared datasets on disk, and :func:`load_splits` that turns them into :class:`Splits`.
+
+Layout of ``<prepared_dir>/<name>/`` (written atomically, file by file):
+
+- ``info.json``: kind ("tensor" or "files"), role, profile, classes, images per split,
+  image size, channels, mean/std, sha256 of every raw input, seed;
+- ``manifest.csv``: ``index,id,label,class,split``: one row per used image; ``id`` names the
+  raw image (archive member, file path or row of a package file), so any result can be traced
+  back to its images;
+- ``tensors.pt`` (kind "tensor"): uint8 images (N, C, H, W), labels and split codes in
+  manifest order, decoded once so that training never decodes an image file;
+- kind "files": ``info.json``'s ``root`` is the extracted archive that the manifest's ids are
+  relative to, and ``resized-256/`` holds every used image once more, resized as the paper's
+  recipe starts (shorter side 256, lossless PNG named by manifest index), which is what
+  training reads;
+- ``card.md``: the generated dataset card.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from amcf.datasets import BatchAugment, Splits, TensorImageDataset
+from amcf.io import read_json, torch_save, write_json, write_text
+from compendium.data.errors import DataError
+from compendium.data.splits import SPLITS, counts
+from compendium.data.transforms import (
+    STORED_SHORTER_SIDE,
+    ArrayImageDataset,
+    FileImageDataset,
+    paper_transform,
+    store_resized,
+    stored_name,
+)
+
+FORMAT = "amcf-prepared/1"
+EMBEDDED_MEAN = (0.5,)
+EMBEDDED_STD = (0.5,)
+DEFAULT_AUGMENT = BatchAugment(pad=2, flip=False)
+STORED_DIR = "resized-256"  # kind "files": the images resized once for the paper's recipe
+
+
+@dataclass
+class Prepared:
+    """A decoded dataset before it is written: one entry per image, in a fixed order."""
+
+    classes: list[str]
+    labels: np.ndarray
+    ids: list[str]
+    split: np.ndarray
+    images: np.ndarray | None = None  # uint8 (N, C, H, W) for kind "tensor"
+    root: Path | None = None  # for kind "files": directory the ids are relative to
+    transform: str = "embedded"  # "embedded": TensorImageDataset; "paper": 224-px recipe
+    mean: tuple[float, ...] = EMBEDDED_MEAN
+    std: tuple[float, ...] = EMBEDDED_STD
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def used(self) -> Prepared:
+        """Only the images that belong to a split, in their original order."""
+        keep = np.flatnonzero(np.asarray(self.split, dtype=object) != "")
+        return Prepared(
+            classes=self.classes, labels=np.asarray(self.labels)[keep],
+            ids=[self.ids[i] for i in keep], split=np.asarray(self.split, dtype=object)[keep],
+            images=None if self.images is None else self.images[keep], root=self.root,
+            transform=self.transform, mean=self.mean, std=self.std,
+            meta={**self.meta, "unused_images": self.meta.get("unused_images", 0)
+                  + int(len(self.ids) - keep.size)})
+
+
+def write_prepared(out_dir: Path, info: dict[str, Any], prep: Prepared, card: str) -> Path:
+    """Write ``prep`` (only the used images) under ``out_dir``; returns ``out_dir``."""
+    prep = prep.used()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["index", "id", "label", "class", "split"])
+    for i, (id_, y, s) in enumerate(zip(prep.ids, prep.labels, prep.split, strict=True)):
+        writer.writerow([i, id_, int(y), prep.classes[int(y)], s])
+    write_text(out_dir / "manifest.csv", buf.getvalue())
+    codes = np.array([SPLITS.index(s) for s in prep.split], dtype=np.int8)
+    payload: dict[str, Any] = {"format": FORMAT, "labels": torch.as_tensor(prep.labels).long(),
+                               "split": torch.as_tensor(codes), "classes": list(prep.classes)}
+    kind = "files" if prep.images is None else "tensor"
+    stored = None
+    if kind == "tensor":
+        payload["images"] = torch.from_numpy(np.ascontiguousarray(prep.images))
+        shape = list(prep.images.shape[1:])
+    else:
+        shape = None
+        if prep.transform == "paper" and prep.root is not None:
+            store_resized(prep.root, prep.ids, out_dir / STORED_DIR)
+            stored = {"dir": STORED_DIR, "shorter_side": STORED_SHORTER_SIDE, "format": "png"}
+    torch_save(payload, out_dir / "tensors.pt")
+    full = {**info, "format": FORMAT, "kind": kind, "transform": prep.transform,
+            "classes": list(prep.classes), "num_classes": len(prep.classes),
+            "counts": counts(prep.split), "image_shape": shape, "mean": list(prep.mean),
+            "std": list(prep.std),
+            "root": None if prep.root is None else _relative(prep.root, out_dir),
+            "stored": stored, **prep.meta}
+    write_json(out_dir / "info.json", full)
+    write_text(out_dir / "card.md", card)
+    return out_dir
+
+
+def _relative(root: Path, out_dir: Path) -> str:
+    # relative, so a prepared tree can be moved as a whole (caltech256-30/-60 share one
+    # extraction beside them)
+    return os.path.relpath(Path(root).resolve(), out_dir.resolve())
+
+
+def dataset_dir(name: str, prepared_dir: str | Path) -> Path:
+    """``prepared_dir/name`` (or ``prepared_dir`` itself when it holds the dataset)."""
+    root = Path(prepared_dir)
+    for cand in (root / name, root):
+        if (cand / "info.json").is_file() and read_json(cand / "info.json").get("name") == name:
+            return cand
+    raise DataError(f"dataset {name!r} is not prepared under {root} (no {root / name}/info.json)."
+                    f" Fix: run `amcf data prepare --only {name} --out {root}` after "
+                    "`amcf data fetch`.")
+
+
+def read_info(name: str, prepared_dir: str | Path) -> dict[str, Any]:
+    return read_json(dataset_dir(name, prepared_dir) / "info.json")
+
+
+def load_splits(
+    name: str,
+    prepared_dir: str | Path,
+    *,
+    augment: BatchAugment | None | str = "default",
+    image_size: int | None = None,
+    resize: int | None = None,
+) -> Splits:
+    """Train / val / test of a prepared dataset.
+
+    Kind "tensor" (embedded profile and users' small folders): :class:`TensorImageDataset`
+    with ``augment`` on train only ("default" = ``BatchAugment(pad=2, flip=False)``, or the
+    folder entry's own choice). Paper profile: file-based (or, for CIFAR-100, array-based)
+    datasets with the paper's Resize(resize)+RandomResizedCrop(image_size)+flip recipe for
+    train and Resize(resize)+CenterCrop(image_size) for val/test, ImageNet-normalised;
+    ``image_size``/``resize`` default to the sizes prepare recorded (224/256 for the paper).
+    """
+    d = dataset_dir(name, prepared_dir)
+    info = read_json(d / "info.json")
+    data = torch.load(d / "tensors.pt", weights_only=True)
+    if data.get("format") != FORMAT:
+        raise DataError(f"{d / 'tensors.pt'} has format {data.get('format')!r}, expected "
+                        f"{FORMAT!r}. Fix: run `amcf data prepare --only {name}` again.")
+    labels, codes = data["labels"], data["split"]
+    parts = {s: torch.nonzero(codes == i).flatten() for i, s in enumerate(SPLITS)}
+    if augment == "default":
+        augment = _default_augment(info)
+    image_size = image_size or info.get("image_size", 224)
+    resize = resize or info.get("resize", 256)
+    sets: dict[str, Any] = {}
+    for s, idx in parts.items():
+        if info["transform"] == "paper":
+            tf = paper_transform(s == "train", image_size, resize)
+            if info["kind"] == "tensor":
+                sets[s] = ArrayImageDataset(data["images"][idx], labels[idx], tf)
+            elif info.get("stored") and resize == info["stored"]["shorter_side"]:
+                # the copy stored at prepare time, already at the recipe's Resize size
+                files = _manifest_ids(d)
+                sets[s] = FileImageDataset(d / info["stored"]["dir"],
+                                           [stored_name(i) for i in idx.tolist()],
+                                           labels[idx].tolist(), tf,
+                                           ids=[files[i] for i in idx.tolist()])
+            else:
+                files = _manifest_ids(d)
+                sets[s] = FileImageDataset(d / info["root"], [files[i] for i in idx.tolist()],
+                                           labels[idx].tolist(), tf)
+        else:
+            sets[s] = TensorImageDataset(data["images"][idx], labels[idx], info["mean"],
+                                         info["std"], augment if s == "train" else None)
+    meta = {k: info[k] for k in ("role", "profile", "counts", "image_shape", "mean", "std",
+                                 "source", "licence") if k in info}
+    return Splits(name=name, train=sets["train"], val=sets["val"], test=sets["test"],
+                  classes=list(info["classes"]), meta=meta)
+
+
+def _default_augment(info: dict[str, Any]) -> BatchAugment | None:
+    aug = info.get("augment")
+    if aug is None:
+        return DEFAULT_AUGMENT
+    return BatchAugment(**aug) if aug else None
+
+
+def _manifest_ids(d: Path) -> list[str]:
+    with open(d / "manifest.csv", newline="", encoding="utf-8") as f:
+        return [row["id"] for row in csv.DictReader(f)]

@@ -1,0 +1,103 @@
+"""The paper profile's datasets: images read on access, with the paper's 224-px recipe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+
+from compendium.data.errors import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The paper's recipe starts with Resize(256): images are stored once at that size.
+STORED_SHORTER_SIDE = 256
+
+
+def paper_transform(train: bool, image_size: int = 224, resize: int = 256) -> Callable:
+    """Train: Resize(256), RandomResizedCrop(224), flip; eval: Resize(256), CenterCrop(224);
+    both ImageNet-normalised (Feng et al. 2024, as in the released script)."""
+    if train:
+        steps = [T.Resize(resize), T.RandomResizedCrop(image_size), T.RandomHorizontalFlip()]
+    else:
+        steps = [T.Resize(resize), T.CenterCrop(image_size)]
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+class FileImageDataset(Dataset):
+    """Images named by paths relative to ``root``, decoded to RGB on access.
+
+    ``ids`` name the raw images (the manifest's ids) when ``files`` are copies stored at
+    prepare time; by default they are ``files``.
+    """
+
+    def __init__(self, root: Path, files: Sequence[str], labels: Sequence[int],
+                 transform: Callable, ids: Sequence[str] | None = None):
+        self.root = Path(root)
+        self.files = list(files)
+        self.ids = list(ids) if ids is not None else self.files
+        self.labels = torch.as_tensor(list(labels), dtype=torch.long)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        path = self.root / self.files[i]
+        try:
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"unreadable image {path}: {exc}. Fix: run `amcf data prepare` "
+                            "again (it re-extracts the archive).") from exc
+        return self.transform(rgb), self.labels[i]
+
+
+class ArrayImageDataset(Dataset):
+    """A uint8 (N, C, H, W) tensor served through PIL transforms (CIFAR-100 at 224 px)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable):
+        self.images = images
+        self.labels = labels.long()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int):
+        arr = self.images[i].permute(1, 2, 0).numpy()
+        img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).convert("RGB")
+        return self.transform(img), self.labels[i]
+
+
+def stored_name(index: int) -> str:
+    """File name of the ``index``-th image (manifest order) in a prepared ``images/`` copy."""
+    return f"{index:06d}.png"
+
+
+def store_resized(root: Path, files: Sequence[str], dest: Path,
+                  shorter_side: int = STORED_SHORTER_SIDE) -> None:
+    """Decode each image once and store it as ``Resize(shorter_side)`` would give it.
+
+    Lossless PNG: the recipe's own Resize then finds the size already right and leaves the
+    pixels as they are, so training reads exactly what resizing the original every epoch
+    gives, without decoding full-size JPEGs every epoch.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    resize = T.Resize(shorter_side)
+    for i, rel in enumerate(files):
+        path = Path(root) / rel
+        try:
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+        except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+            raise DataError(f"unreadable image {path}: {exc}. Fix: delete {root} and the "
+                            "archive in data/, then fetch and prepare again.") from exc
+        target = dest / stored_name(i)
+        partial = target.with_suffix(".part.png")
+        resize(rgb).save(partial, compress_level=1)
+        partial.replace(target)

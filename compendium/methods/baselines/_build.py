@@ -1,0 +1,24 @@
+"""What the baselines' recipes share: one model per source with a new head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from amcf.models.build import SourceSpec, build_model
+
+
+def as_sources(sources: Any) -> list[SourceSpec]:
+    """A SourceSpec or a non-empty sequence of them, as a list."""
+    if isinstance(sources, SourceSpec):
+        return [sources]
+    sources = list(sources)
+    if not sources or not all(isinstance(s, SourceSpec) for s in sources):
+        raise ValueError("sources must be a SourceSpec or a non-empty sequence of SourceSpec")
+    return sources
+
+
+def build_models(sources: Any, num_classes: int, in_chans: int | None) -> list[nn.Module]:
+    """Each source's model with a fresh ``num_classes``-way head."""
+    return [build_model(s, num_classes, in_chans=in_chans) for s in as_sources(sources)]

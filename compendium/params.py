@@ -1,0 +1,314 @@
+"""The schema of ``params.yaml``: every profile is checked before any stage runs.
+
+``amcf params check [FILE]`` (the first step of ``make reproduce``) validates a params file
+against this schema, so a typo, an unknown dataset or a value out of range stops the run
+with a message naming the key and the fix, before hours of training start. The notebooks
+validate their own part again (TrainConfig, SourceSpec, the search's arguments).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from amcf.search.settings import SwarmSettings
+from amcf.train.config import FITNESS_SCORES, FitnessConfig, TrainConfig
+from compendium.methods.entry import Method, by_run, check_options
+from compendium.methods.registry import ABLATION_RUNS, ABLATIONS, BASELINE_RUNS, BASELINES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _refuse_repeats(where: str, seeds: list[int], why: str) -> None:
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{where} must be distinct seeds, but {seeds} repeats {repeated}: "
+                         f"{why}. Fix: list each seed once")
+
+
+class SearchSection(_Strict):
+    pso: SwarmSettings  # the swarm's own schema; what it leaves out is the paper's value
+    fitness: FitnessConfig  # a TrainConfig plus `score` (amcf.search.scores)
+    # one search per seed, each the seed of both its swarm and its fitness runs; training seed
+    # s uses search s mod len(seeds), so the spread over seeds includes the search's variance
+    # (not `seeds`: the stages unpack this section beside the top-level `seeds`)
+    search_seeds: list[int] = Field([0], min_length=1)
+    # other fitness scores to run the same swarms under (sharing their trainings), to measure
+    # whether the choice depends on the score (searches.json: best_by_score, same_scheme)
+    compare_scores: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_seed_knob(self) -> SearchSection:
+        if self.pso.seed != 0 or self.fitness.seed != 0:
+            raise ValueError("search.pso.seed and search.fitness.seed are set by "
+                             "search.search_seeds (one search per seed); remove them and list "
+                             "the seeds there")
+        for score in self.compare_scores:
+            if score not in FITNESS_SCORES:
+                raise ValueError(f"search.compare_scores: unknown fitness score {score!r}; "
+                                 "use the values search.fitness.score takes")
+        _refuse_repeats("search.search_seeds", self.search_seeds, "each seed is one search, "
+                        "and training seed s uses the search at position s mod their number")
+        if min(self.search_seeds) < 0:
+            raise ValueError(f"search.search_seeds must be seeds >= 0, got {self.search_seeds}")
+        return self
+
+
+class DatasetEntry(_Strict):
+    """A registered dataset (``{}``) or a folder of your own images (``{folder: {...}}``)."""
+
+    folder: dict[str, Any] | None = None
+    # --- rehearsal branch: what prepare@ depends on, and the files-mode image size ---
+    raw: str  # the folder of its raw inputs (compendium.data.raw)
+    image_size: int | None = Field(None, ge=8)  # files mode: the crop (None: the paper's 224)
+
+
+class PretrainEntry(_Strict):
+    dataset: str
+    arch: str
+    init: str | None = None
+    train: TrainConfig
+
+
+class SourceEntry(_Strict):
+    arch: str
+    weights: str | None = "hub"
+
+
+class AmcfSection(_Strict):
+    sources: dict[str, SourceEntry] = Field(min_length=1)
+    lam: float = Field(0.2, ge=0)
+    freeze_bn_stats: bool = False
+
+
+class FinalSection(_Strict):
+    # every seed of the final runs: AMCF's, and the baselines' and ablations' (whose
+    # non-decisive methods may run on the first few_seeds only)
+    seeds: list[int] = Field(min_length=1)
+    train: TrainConfig
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        _refuse_repeats("final.seeds", seeds, "each seed is one run of every method, and a "
+                        "repeated seed would publish the same run twice")
+        return seeds
+
+
+def _checked_options(family: str, entries: tuple[Method, ...], known: tuple[str, ...],
+                     options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each method's options against its own schema (its file's ``Method.options``; a list is
+    a grid of a baseline's setting, chosen on validation); errors name the run id."""
+    for run, entry in options.items():
+        if run not in known:
+            raise ValueError(f"{run!r} is no {family} run id; options are keyed by one of "
+                             f"{list(known)}")
+        check_options(by_run(entries, run), entry, run)
+    return options
+
+
+class BaselinesSection(_Strict):
+    # the methods outside the decisive comparisons (compendium.methods.DECISIVE) run on the first
+    # few_seeds seeds only (None: all)
+    few_seeds: int | None = Field(None, ge=1)
+    methods: list[Literal[BASELINE_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
+    # per run id; a list is a grid searched on validation, e.g. l2sp: {alpha: [0.001, 0.1]}
+    options: dict[str, dict[str, Any]] = {}
+
+    @field_validator("options")
+    @classmethod
+    def _known_settings(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return _checked_options("baseline", BASELINES, BASELINE_RUNS, options)
+
+
+class AblationsSection(_Strict):
+    few_seeds: int | None = Field(None, ge=1)  # as baselines.few_seeds
+    methods: list[Literal[ABLATION_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
+    lams: list[float] = []
+    options: dict[str, dict[str, Any]] = {}
+
+    @field_validator("options")
+    @classmethod
+    def _known_settings(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return _checked_options("ablation", ABLATIONS, ABLATION_RUNS, options)
+
+
+class ReportSection(_Strict):
+    featured_target: str
+    image_size: int = Field(gt=0)
+
+
+class Params(_Strict):
+    """One profile of the pipeline (the whole of ``params.yaml``)."""
+
+    profile: Literal["embedded", "paper", "rehearsal"]
+    data_dir: str = "data"  # where `amcf data fetch` put the raw inputs
+    datasets: dict[str, DatasetEntry] = Field(min_length=1)
+    pretrain: dict[str, PretrainEntry] = {}
+    targets: dict[str, dict[str, Any]] = Field(min_length=1)
+    amcf: AmcfSection
+    search: SearchSection
+    final: FinalSection
+    baselines: BaselinesSection
+    ablations: AblationsSection
+    report: ReportSection
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Params:
+        from amcf.models import SourceSpec
+        from compendium.data.errors import DataError
+        from compendium.data.folder import FolderDataset
+        from compendium.data.raw import check_raw
+        from compendium.data.registry import get_info
+
+        for name, entry in self.datasets.items():
+            if entry.folder is not None:
+                folder = _checked(f"datasets.{name}.folder", FolderDataset, name=name,
+                                  kind="folder", **entry.folder)
+            else:
+                try:
+                    get_info(name)  # an unknown name raises, naming the closest registered
+                except DataError as err:
+                    raise ValueError(str(err)) from None
+            try:
+                check_raw(name, entry.raw, self.data_dir, entry.folder)
+            except DataError as err:
+                raise ValueError(str(err)) from None
+            if entry.folder is not None and not folder.path.is_dir():
+                raise ValueError(f"datasets.{name}.folder.path: {folder.path} is not a "
+                                 "folder; point it at a folder of class subfolders")
+        needed = {**{t: "targets" for t in self.targets},
+                  **{e.dataset: f"pretrain.{s}.dataset" for s, e in self.pretrain.items()}}
+        for name, where in needed.items():
+            if name not in self.datasets:
+                raise ValueError(f"{where} uses dataset {name!r}, which is not under "
+                                 "`datasets:`; add it there so prepare@ builds it")
+        built = {f"build/sources/{name}.pt" for name in self.pretrain}
+        for name, entry in self.amcf.sources.items():
+            _checked(f"amcf.sources.{name}", SourceSpec, name=name, **entry.model_dump())
+            _weights_file(f"amcf.sources.{name}.weights", entry.weights, built)
+        for name, entry in self.pretrain.items():
+            _checked(f"pretrain.{name}", SourceSpec, name=name, arch=entry.arch,
+                     weights=entry.init)
+            _weights_file(f"pretrain.{name}.init", entry.init, set())
+        if self.report.featured_target not in self.targets:
+            raise ValueError(f"report.featured_target {self.report.featured_target!r} is not "
+                             f"one of the targets {list(self.targets)}")
+        return self
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of the final runs (``final.seeds``)."""
+        return self.final.seeds
+
+
+# ---- checks that need more than one field (faults branch) ----------------------------------
+# Where a source checkpoint may live: the folders the training stages of dvc.yaml depend on,
+# so that DVC reruns them when the file changes.
+WEIGHTS_DEPS = ("build/sources/", "data/")
+
+
+def _checked(where: str, model: type[BaseModel], **fields: Any) -> Any:
+    """``model(**fields)``; its errors name their key path in params.yaml."""
+    try:
+        return model(**fields)
+    except ValidationError as err:
+        raise ValueError("; ".join(
+            f"{'.'.join([where, *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors())) from None
+
+
+def _weights_file(where: str, weights: str | None, built: set[str]) -> None:
+    """A local weights file must exist (or be built by pretrain@) inside a stage dependency."""
+    if weights in (None, "hub"):
+        return
+    path = Path(weights).as_posix()
+    if path in built:
+        return
+    if not Path(weights).is_file():
+        raise ValueError(f"{where}: {weights} does not exist (nor is it built by a pretrain@ "
+                         "stage); fix the path, or fetch it (`amcf data fetch` brings "
+                         "data/pretrained/)")
+    if not path.startswith(WEIGHTS_DEPS):
+        raise ValueError(f"{where}: {weights} is outside {' and '.join(WEIGHTS_DEPS)}, which "
+                         "the training stages depend on, so DVC would not notice when it "
+                         "changes; copy it under data/ (e.g. data/pretrained/) and point "
+                         "weights there")
+
+
+def _yaml_12_floats() -> type[yaml.SafeLoader]:
+    """A loader that reads ``1e-5`` as a number, as DVC (YAML 1.2) does; PyYAML's YAML 1.1
+    reads it as text, and an untyped setting would then reach the notebook as a string."""
+    import re
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    pattern = re.compile(r"^[-+]?(\d[\d_]*\.?\d*|\.\d+)[eE][-+]?\d+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", pattern, list("-+0123456789."))
+    return Loader
+
+
+class ParamsError(ValueError):
+    """A params file that does not follow the schema."""
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    """Read and validate a params file; errors name the file, the key and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path} does not exist; copy params.yaml or profiles/paper.yaml")
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_12_floats())  # noqa: S506
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    from compendium.pipeline.notebook import dropped_by_dvc
+
+    empty = dropped_by_dvc(raw) if isinstance(raw, dict) else []
+    if empty:
+        raise ParamsError(f"{path}: empty list(s) at {', '.join(empty)}. DVC drops an empty "
+                          "list when it passes a section to a stage, and the notebook would "
+                          "silently use its demo defaults. Fix: give each at least one value "
+                          "(or remove the method that needs it)")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        lines = [f"{path} does not follow the params schema (compendium/params.py):"]
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key (misspelled?), not part of the schema"
+            lines.append(f"  {where}: {msg}" if where else f"  {msg}")
+        lines.append("Fix: correct the keys and values named above; params.yaml and "
+                     "profiles/paper.yaml show every key with a valid value")
+        raise ParamsError("\n".join(lines)) from None
+
+
+def check(paths: list[str]) -> int:
+    """``amcf params check [FILE ...]``: 0 when every file follows the schema, else 2."""
+    import sys
+
+    status = 0
+    for path in paths or ["params.yaml"]:
+        try:
+            params = load_params(path)
+            print(f"{path}: profile {params.profile}, {len(params.targets)} targets, "
+                  f"{len(params.amcf.sources)} sources, {len(params.seeds)} seeds: ok")
+        except ValueError as err:  # ParamsError, and the schema's own checks
+            print(f"amcf params: error: {err}", file=sys.stderr)
+            status = 2
+    return status

@@ -1,0 +1,173 @@
+"""Does the layer search choose on noise? Two measurements per target, from what the search
+stage recorded (``searches.json``) and AMCF's final runs:
+
+- **agreement**: in how many searches the scheme chosen on validation accuracy is also the
+  one with the lowest validation loss among the schemes the search evaluated (every call
+  records both), and, where the search stage reran the swarm scored by loss
+  (``search.compare_scores``), in how many that swarm chose the same scheme;
+- **rank correlation**: Spearman's rho, over AMCF's training seeds, between the fitness of the
+  scheme a seed trained with (its search's chosen scheme: validation accuracy, or minus the
+  validation loss) and that seed's final test accuracy. A fitness that ranks schemes as
+  their full training does gives rho near 1; one that measures noise, rho near 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from amcf.io import write_text
+from compendium import results
+from compendium.report.latex import escape_latex, fmt_num
+
+COLUMNS = ["target", "searches", "loss_agrees", "compared", "same_scheme", "distinct_schemes",
+           "rho_accuracy", "p_accuracy", "rho_loss", "p_loss", "pairs", "note"]
+
+
+def rank_correlation(fitness: Sequence[float], test_acc: Sequence[float]) -> dict[str, Any]:
+    """Spearman's rank correlation between fitness values and the final test accuracies of
+    the same schemes: does the fitness rank schemes as their full training does?
+
+    Returns ``{"rho", "p_value", "n", "reason"}``; rho and p_value are NaN, with the reason,
+    when there are fewer than 3 pairs or either list is constant (no ranking to compare).
+    """
+    from scipy.stats import spearmanr
+
+    fitness, test_acc = [float(v) for v in fitness], [float(v) for v in test_acc]
+    if len(fitness) != len(test_acc):
+        raise ValueError(f"need one test accuracy per fitness value, got {len(fitness)} "
+                         f"fitness values and {len(test_acc)} test accuracies")
+    nan = {"rho": math.nan, "p_value": math.nan, "n": len(fitness)}
+    if len(fitness) < 3:
+        return {**nan, "reason": f"only {len(fitness)} pairs; a rank correlation needs >= 3"}
+    for name, values in (("fitness", fitness), ("test_acc", test_acc)):
+        if len(set(values)) == 1:
+            return {**nan, "reason": f"{name} is constant ({values[0]:g}), so it has no ranking"}
+    rho, p_value = spearmanr(fitness, test_acc)
+    return {"rho": float(rho), "p_value": float(p_value), "n": len(fitness), "reason": None}
+
+
+def _rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, str]:
+    out = rank_correlation(x, y)
+    return out["rho"], out["p_value"], out["reason"] or ""
+
+
+def lowest_loss_scheme(history: list[dict]) -> list[int] | None:
+    """The scheme with the lowest validation loss among a search's calls (None when its
+    calls recorded no loss)."""
+    rows = [h for h in history if h.get("val_loss") is not None]
+    return list(min(rows, key=lambda h: h["val_loss"])["scheme"]) if rows else None
+
+
+def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFrame) -> dict:
+    """The agreement and the two rank correlations of one target (see the module's doc).
+
+    ``amcf_runs`` holds AMCF's runs on the target (columns ``seed`` and ``test_acc``); seed s
+    trained with the scheme of :func:`compendium.results.search_for_seed`.
+    """
+    if not searches:
+        raise ValueError(f"{target}: no searches recorded; run the search stage first")
+    compared = [s for s in searches if "same_scheme" in s]
+    by_loss = [(s["best"], lowest_loss_scheme(s.get("history", []))) for s in searches]
+    loss_agrees = sum(list(best) == low for best, low in by_loss if low is not None)
+    pairs = []
+    for seed, acc in zip(amcf_runs["seed"], amcf_runs["test_acc"], strict=True):
+        search = results.search_for_seed(searches, seed)
+        if search.get("val_acc") is not None and search.get("val_loss") is not None:
+            pairs.append((float(search["val_acc"]), -float(search["val_loss"]), float(acc)))
+    notes = []
+    rho_acc = rho_loss = p_acc = p_loss = math.nan
+    if pairs:
+        rho_acc, p_acc, why_acc = _rank_correlation([p[0] for p in pairs], [p[2] for p in pairs])
+        rho_loss, p_loss, why_loss = _rank_correlation([p[1] for p in pairs],
+                                                       [p[2] for p in pairs])
+        notes += [f"accuracy: {why_acc}" if why_acc else "",
+                  f"loss: {why_loss}" if why_loss else ""]
+    else:
+        notes.append("the searches recorded no validation loss of their chosen scheme")
+    return {"target": target, "searches": len(searches), "loss_agrees": loss_agrees,
+            "compared": len(compared),
+            "same_scheme": sum(bool(s["same_scheme"]) for s in compared),
+            "distinct_schemes": len({tuple(s["best"]) for s in searches}),
+            "rho_accuracy": rho_acc, "p_accuracy": p_acc, "rho_loss": rho_loss,
+            "p_loss": p_loss, "pairs": len(pairs),
+            "note": "; ".join(n for n in notes if n)}
+
+
+def fitness_study(results_dir: str | os.PathLike, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per target with AMCF runs (see :func:`target_fitness_row`)."""
+    rows = []
+    for target in sorted(frame["target"].unique()):
+        runs = frame[(frame["target"] == target) & (frame["method"] == "amcf")]
+        if runs.empty:
+            continue
+        rows.append(target_fitness_row(target, results.target_searches(results_dir, target),
+                                       runs.sort_values("seed")))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _rho(value: float) -> str:
+    return "--" if value is None or math.isnan(value) else f"{value:+.2f}"
+
+
+def fitness_table_latex(study: pd.DataFrame) -> str:
+    """A booktabs tabular of :func:`fitness_study`."""
+    lines = ["\\begin{tabular}{lrrrrrr}", "\\toprule",
+             "Target & Searches & Lowest loss & Same scheme (loss) & Distinct schemes & "
+             "$\\rho$ (val.\\ acc.) & $\\rho$ (val.\\ loss) \\\\", "\\midrule"]
+    for _, row in study.iterrows():
+        same = (f"{row['same_scheme']} of {row['compared']}" if row["compared"] else "--")
+        cells = [f"\\texttt{{{escape_latex(row['target'])}}}", fmt_num(row["searches"]),
+                 f"{row['loss_agrees']} of {row['searches']}", same,
+                 fmt_num(row["distinct_schemes"]), _rho(row["rho_accuracy"]),
+                 _rho(row["rho_loss"])]
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def fitness_claim(study: pd.DataFrame) -> str:
+    """The sentence the paper states about the search's fitness, from :func:`fitness_study`."""
+    if study.empty:
+        return "No search was recorded, so the fitness could not be examined."
+    parts = []
+    compared, same = int(study["compared"].sum()), int(study["same_scheme"].sum())
+    searches = int(study["searches"].sum())
+    distinct = int(study["distinct_schemes"].sum())
+    per_target = ", ".join(f"{int(r.distinct_schemes)} of {int(r.searches)} on "
+                           f"\\texttt{{{escape_latex(r.target)}}}" for r in study.itertuples())
+    parts.append(f"The {searches} searches chose {distinct} distinct schemes ({per_target})")
+    agrees = int(study["loss_agrees"].sum())
+    parts.append(f"in {agrees} of {searches} searches the scheme chosen on validation accuracy "
+                 "was also the one with the lowest validation loss among the schemes the "
+                 "search evaluated")
+    if compared:
+        parts.append(f"scored by validation loss instead of accuracy, the same swarms chose the "
+                     f"same scheme in {same} of {compared} searches")
+    rhos = [r for r in study.itertuples()
+            if not (math.isnan(r.rho_accuracy) and math.isnan(r.rho_loss))]
+    text = "; ".join(parts) + "."
+    if rhos:
+        significant = [f"{kind} on \\texttt{{{escape_latex(r.target)}}}" for r in rhos
+                       for kind, p in (("accuracy", r.p_accuracy), ("loss", r.p_loss))
+                       if not math.isnan(p) and p < 0.05]
+        text += (" Over AMCF's training seeds, Spearman's rank correlation between the fitness "
+                 "of the scheme a seed trained with and its final test accuracy is "
+                 + ", ".join(f"{_rho(r.rho_accuracy)} for accuracy and {_rho(r.rho_loss)} for "
+                             f"loss on \\texttt{{{escape_latex(r.target)}}}" for r in rhos)
+                 + "; " + (f"only {', '.join(significant)} "
+                           f"{'is' if len(significant) == 1 else 'are'} different from zero at "
+                           "the 5\\% level (unadjusted)" if significant else
+                           "none is different from zero at the 5\\% level (unadjusted), so the "
+                           "fitness is not shown to rank schemes as their full training does")
+                 + ".")
+    return text
+
+
+def write_fitness_table(path: str | os.PathLike, study: pd.DataFrame) -> Path:
+    return write_text(path, fitness_table_latex(study))
