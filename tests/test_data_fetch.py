@@ -7,6 +7,7 @@ import pytest
 from data_support import closed_port_url, serve, sha256
 
 from compendium.cli import main
+from compendium.data import download
 from compendium.data.errors import DataError
 from compendium.data.fetch import (
     FetchContext,
@@ -23,6 +24,7 @@ from compendium.data.registry import get_info
 def _no_proxy(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setattr(download, "BACKOFF_S", 0.0)  # a refused connection: retried at once
 
 
 @pytest.fixture
