@@ -141,10 +141,8 @@ class RemoteFile:
     path: str
     urls: tuple[str, ...]
     known_hash: str | None
-    # approximate bytes, for the disk plan printed before a download: the file, and what
-    # preparing it adds under build/data (its extracted images; 0 when read in place)
+    # approximate bytes, for the disk plan printed before a download (compendium.data.disk)
     size: int | None = None
-    unpacked: int = 0
 
     def outputs(self) -> list[tuple[str, str | None]]:
         return [(self.path, self.known_hash)]
