@@ -197,8 +197,10 @@ def run_data(args: argparse.Namespace) -> int:
         _list(args.profile)
     elif args.command == "fetch":
         start = time.perf_counter()
+        from compendium.hub_weights import hub_assets
+
         commands.fetch(args.profile, args.only, args.data_dir, args.mirror,
-                       dry_run=args.dry_run)
+                       dry_run=args.dry_run, extra=hub_assets(args.profile))
         if not args.dry_run:
             print(f"fetch done in {time.perf_counter() - start:.1f} s")
     elif args.command == "prepare":
