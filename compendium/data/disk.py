@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from compendium.data.errors import DataError
 
-if TYPE_CHECKING:  # (the training stages import none of this module)
+if TYPE_CHECKING:  # annotations only: prepared.py is read lazily (it is imported by training)
     from compendium.data.info import DatasetInfo
     from compendium.data.prepared import Prepared
 
