@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     fetch = cmds.add_parser("fetch", help="fetch raw inputs into data/, verified")
     common(fetch)
     fetch.add_argument("--mirror", help="local mirror folder (default: $AMCF_DATA_MIRROR)")
+    fetch.add_argument("--dry-run", action="store_true",
+                       help="print the disk plan (every copy of the data) and stop")
     prep = cmds.add_parser("prepare", help="decode, split and describe datasets")
     common(prep)
     prep.add_argument("--out", default="build/data", help="output root (default: build/data)")
@@ -43,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--results", default=None,
                       help="the datasets' committed summaries (splits.json, card.md, samples); "
                       "default: results/<profile>/data, as the prepare@ stages")
+    prep.add_argument("--max-damaged", type=int, default=None, metavar="N",
+                      help="images that cannot be decoded a dataset may leave out (default: "
+                      "0.1 %% of its images, at least one)")
     lst = cmds.add_parser("list", help="list known datasets")
     lst.add_argument("--profile", choices=["embedded", "paper"], default=None)
     data.set_defaults(handler=run_data)
@@ -192,8 +197,12 @@ def run_data(args: argparse.Namespace) -> int:
         _list(args.profile)
     elif args.command == "fetch":
         start = time.perf_counter()
-        commands.fetch(args.profile, args.only, args.data_dir, args.mirror)
-        print(f"fetch done in {time.perf_counter() - start:.1f} s")
+        from compendium.hub_weights import hub_assets
+
+        commands.fetch(args.profile, args.only, args.data_dir, args.mirror,
+                       dry_run=args.dry_run, extra=hub_assets(args.profile))
+        if not args.dry_run:
+            print(f"fetch done in {time.perf_counter() - start:.1f} s")
     elif args.command == "prepare":
         from compendium.data.folder import load_entries
         from compendium.stages.prepare import prepare_stage
@@ -212,7 +221,7 @@ def run_data(args: argparse.Namespace) -> int:
                              *((e.name, e) for e in own)]:
             start = time.perf_counter()
             done = prepare_stage(name, args.profile, data_dir, args.out, results_dir,
-                                 folder=folder)
+                                 folder=folder, max_damaged=args.max_damaged)
             print(f"prepared {name} -> {done['prepared']} and {Path(results_dir) / name} in "
                   f"{time.perf_counter() - start:.1f} s")
     return 0

@@ -74,6 +74,8 @@ class DatasetEntry(_Strict):
     # --- rehearsal branch: what prepare@ depends on, and the files-mode image size ---
     raw: str  # the folder of its raw inputs (compendium.data.raw)
     image_size: int | None = Field(None, ge=8)  # files mode: the crop (None: the paper's 224)
+    # damaged images it may leave out (None: 0.1 % of them, at least one)
+    max_damaged: int | None = Field(None, ge=0)
 
 
 class PretrainEntry(_Strict):

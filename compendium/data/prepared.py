@@ -14,6 +14,10 @@ Layout of ``<prepared_dir>/<name>/`` (written atomically, file by file):
   recipe starts (shorter side 256, lossless PNG named by manifest index), which is what
   training reads;
 - ``card.md``: the generated dataset card.
+
+An image of a split that cannot be decoded (a damaged file in a published archive) is left
+out of the prepared dataset, and info.json and the card name it (``damaged_images``);
+:func:`compendium.data.commands.prepare_dataset` stops when there are too many.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from compendium.data.transforms import (
     FileImageDataset,
     paper_transform,
     store_resized,
+    stored_image_bytes,
     stored_name,
 )
 
@@ -62,6 +67,9 @@ class Prepared:
     mean: tuple[float, ...] = EMBEDDED_MEAN
     std: tuple[float, ...] = EMBEDDED_STD
     meta: dict[str, Any] = field(default_factory=dict)
+    # kind "files": each image's original (width, height) by id, as decoded when checked
+    # (for the disk check before the resized copy; not written)
+    image_sizes: dict[str, tuple[int, int]] | None = None
 
     def used(self) -> Prepared:
         """Only the images that belong to a split, in their original order."""
@@ -72,11 +80,24 @@ class Prepared:
             images=None if self.images is None else self.images[keep], root=self.root,
             transform=self.transform, mean=self.mean, std=self.std,
             meta={**self.meta, "unused_images": self.meta.get("unused_images", 0)
-                  + int(len(self.ids) - keep.size)})
+                  + int(len(self.ids) - keep.size)}, image_sizes=self.image_sizes)
+
+
+def planned_copy(shape: Any, folder: Path) -> list[tuple[str, Path, int]]:
+    """(what, path, about how many bytes) of each copy of the images that
+    :func:`write_prepared` writes for a dataset of :class:`~compendium.data.info.DiskShape`
+    ``shape`` into ``folder``: the disk plan's lines for it, so that they follow the format."""
+    if shape.kind == "tensor":
+        width, height = shape.size
+        return [("uint8 tensors", folder / "tensors.pt",
+                 shape.images * shape.channels * width * height)]
+    return [(f"resized copy ({STORED_SHORTER_SIDE} px PNG)", folder / STORED_DIR,
+             shape.images * stored_image_bytes(*shape.size, shape.content))]
 
 
 def write_prepared(out_dir: Path, info: dict[str, Any], prep: Prepared, card: str) -> Path:
-    """Write ``prep`` (only the used images) under ``out_dir``; returns ``out_dir``."""
+    """Write ``prep`` (only the used images) under ``out_dir``; returns ``out_dir``. (Its
+    callers check the disk first: compendium.data.disk.check_copy.)"""
     prep = prep.used()
     out_dir.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from compendium.hub_weights import hub_arches  # the weights `amcf data fetch` brings
 from scripts.rehearsal.hub import fill_hub_cache
 from scripts.rehearsal.miniatures import build_site
 from scripts.rehearsal.server import serving
@@ -68,13 +69,6 @@ def copy_checkout(src: Path, dest: Path) -> None:
         # (no prompt to answer) when they differ from data.dvc
         shutil.copytree(src / "data", dest / "data", copy_function=os.link)
         _run(["dvc", "commit", "-q", "data.dvc"], dest)
-
-
-def hub_arches(params: dict) -> list[str]:
-    """Architectures whose weights the profile takes from the hub."""
-    arches = {s["arch"] for s in params["amcf"]["sources"].values() if s.get("weights") == "hub"}
-    arches |= {p["arch"] for p in params.get("pretrain", {}).values() if p.get("init") == "hub"}
-    return sorted(arches)
 
 
 def stage_names(repo: Path, env: dict[str, str]) -> list[str]:
