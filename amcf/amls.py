@@ -36,6 +36,7 @@ from amcf.search.validate import Measured
 from amcf.train.config import TrainConfig, resolve_device
 from amcf.train.evaluate import subset_scores
 from amcf.train.fit import fit
+from amcf.train.state import device_identity
 
 Builder = Callable[[int], nn.Module]  # source index -> model with a fresh num_classes head
 Freezer = Callable[..., nn.Module]  # (model, k, freeze_bn_stats=...) -> model
@@ -146,7 +147,8 @@ class SchemeFitness:
                 "sources": [s.model_dump(mode="json") if hasattr(s, "model_dump") else str(s)
                             for s in self.sources],
                 "freeze_bn_stats": self.freeze_bn_stats,
-                "train": training_identity(self.config)}
+                "train": training_identity(self.config),
+                **device_identity(resolve_device(self.config.device))}
 
     def _train(self, scheme: tuple[int, ...]) -> dict[str, list[float]]:
         """Train the scheme; per-epoch fused val accuracy and cross-entropy."""

@@ -65,9 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     params = sub.add_parser("params", help="validate params.yaml or a profile")
     pcmds = params.add_subparsers(dest="command", required=True)
     check = pcmds.add_parser("check", help="check params files against the schema "
-                             "(compendium/params.py), weights files included")
+                             "(compendium/params.py), weights files included, and that "
+                             "this machine has the device their recipes require")
     check.add_argument("files", nargs="*", default=["params.yaml"], metavar="FILE")
-    params.set_defaults(handler=lambda a: _params_check(a.files))
+    check.add_argument("--no-device", action="store_true",
+                       help="check the schema only, not that this machine has the device the "
+                       "recipes require (e.g. the paper profile's CUDA)")
+    params.set_defaults(handler=lambda a: _params_check(a.files, not a.no_device))
 
     num = sub.add_parser("numerics", help="the numerical policy: same CPU results on any "
                          "x86-64 CPU with AVX2 (amcf/numerics.py)")
@@ -137,10 +141,10 @@ def _notebook(args: argparse.Namespace) -> int:
     return notebook_main([args.notebook, args.output, *args.flags])
 
 
-def _params_check(files: list[str]) -> int:
+def _params_check(files: list[str], device: bool = True) -> int:
     from compendium.params import check
 
-    return check(files)
+    return check(files, device)
 
 
 def _numerics(args: argparse.Namespace) -> int:

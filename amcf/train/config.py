@@ -110,9 +110,13 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {name!r} was requested but CUDA is not available on this machine; "
-            "use device='auto' or 'cpu'"
+        from amcf.train.cuda import CudaUnavailable, cuda_problem
+
+        # a recipe that names CUDA never falls back to the CPU: say why it is missing
+        raise CudaUnavailable(
+            f"device {name!r} was requested but CUDA is not available on this machine: "
+            f"{cuda_problem() or 'torch finds no CUDA device'} (device='auto' trains on "
+            "whatever is there, 'cpu' on the CPU)"
         )
     count = torch.cuda.device_count()
     if device.type == "cuda" and device.index is not None and device.index >= count:

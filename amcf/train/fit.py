@@ -247,7 +247,7 @@ def _metrics(run: _Run, models, objective, config, device, identity) -> dict[str
         "num_models": len(models),
         "model_epochs": config.epochs * len(models),
         "trainable_params": sum(trainable),
-        "device": str(device),
+        "device": device.type,  # where it trained (which card is the scheduler's choice)
         "identity": identity,
     }
 
@@ -281,7 +281,7 @@ def fit(
     config = _check_inputs(models, splits, config)
     objective = MCLoss() if objective is None else objective
     device = resolve_device(config.device)
-    identity = state.run_identity(config.identity(), models, objective)
+    identity = state.run_identity(config.identity(), models, objective, device)
     out_dir = Path(out_dir) if out_dir is not None else None
 
     if out_dir is not None and resume:

@@ -272,6 +272,12 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     except ImportError:
         print("amcf cluster-run needs Ray: pip install -e '.[cluster]'", file=sys.stderr)
         return 2
+    from compendium.params import launch_problem
+
+    problem = None if args.dry else launch_problem("params.yaml", remote=bool(args.address))
+    if problem:  # CUDA required and missing here (or no readable YAML): stop before any stage
+        print(f"amcf cluster-run: error: {problem}", file=sys.stderr)
+        return 2
     stage_plan = plan(".", args.stages)
     if not stage_plan.order and not stage_plan.sources:
         print("every stage is up to date")
