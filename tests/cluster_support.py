@@ -14,8 +14,9 @@ def env() -> dict[str, str]:
     return dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
 
 
-def toy_repo(root: Path, keys: str = "ab", record: str = "$OMP_NUM_THREADS $RAY_ADDRESS") -> None:
-    """One 'pretrain' stage per key that each take ~3 s and write ``record`` (shell words) to
+def toy_repo(root: Path, keys: str = "ab", record: str = "$OMP_NUM_THREADS $RAY_ADDRESS",
+             kind: str = "pretrain") -> None:
+    """One ``kind`` stage per key that each take ~3 s and write ``record`` (shell words) to
     ``out/<key>.env``, and one stage needing them all."""
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=env())
@@ -23,7 +24,7 @@ def toy_repo(root: Path, keys: str = "ab", record: str = "$OMP_NUM_THREADS $RAY_
     (root / "params.yaml").write_text(f"pre:\n{items}")
     (root / "dvc.yaml").write_text(
         "stages:\n"
-        "  pretrain:\n"
+        f"  {kind}:\n"
         "    foreach: ${pre}\n"
         "    do:\n"
         "      cmd: mkdir -p out && date +%s.%N > out/${key}.start && sleep 3 && "

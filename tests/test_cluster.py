@@ -135,6 +135,23 @@ def test_no_request_exceeds_the_largest_node():
     assert said and "a stage would ask Ray for 24 CPUs" in said[0] and "has 16" in said[0]
 
 
+def test_no_more_fan_out_stages_at_once_than_trainings(tmp_path, local_ray, monkeypatch):
+    assert cluster.fan_out_slots({"CPU": 2.0}, task_cpus=1) == 2
+    assert cluster.fan_out_slots({"CPU": 64.0, "GPU": 4.0}, task_cpus=1) == 4
+    assert cluster.fan_out_slots({"CPU": 2.0}, task_cpus=4) == 1
+    toy_repo(tmp_path, keys="abc", kind="search")  # each waits ~3 s, holding no CPU
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{BIN}:{os.environ['PATH']}")
+
+    outcome = cluster.execute(cluster.plan("."), log_dir=Path("logs"), task_cpus=1)
+
+    assert not outcome.failed and outcome.done[-1] == "join"
+    spans = sorted((float((tmp_path / f"out/{k}.start").read_text()),
+                    float((tmp_path / f"out/{k}.end").read_text())) for k in "abc")
+    assert spans[1][0] < spans[0][1]  # two at once, on a Ray of 2 CPUs
+    assert spans[2][0] >= min(spans[0][1], spans[1][1])  # the third waited for one of them
+
+
 # ---- a fresh clone, outputs, commits ---------------------------------------------------------
 
 def _data_source(root: Path, stage: str = "") -> None:
@@ -158,15 +175,18 @@ def test_a_fresh_clone_fetches_the_missing_inputs_first(toy, local_ray, monkeypa
                                          r"amcf data fetch --profile embedded$"):
         cluster.fetch_inputs(stage_plan, fetch=False)
 
-    fetched = []
-
-    def fetch(profile, data_dir):  # what `amcf data fetch` writes (from a mirror or the web)
-        fetched.append((profile, data_dir))
-        data_dir.mkdir()
-        (data_dir / "x.txt").write_text("raw\n")
-
-    monkeypatch.setattr("compendium.data.commands.fetch", fetch)
-    assert cluster.fetch_inputs(stage_plan) and fetched == [("embedded", Path("data"))]
+    # `amcf data fetch` as it fills data/ from a mirror or the web, logging how it was called
+    fake = toy / "bin/amcf"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 3\n")  # offline, say
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    with pytest.raises(SystemExit, match=r"`amcf data fetch --profile embedded` failed \(3; "
+                                         r".*on a cluster, its login node"):
+        cluster.fetch_inputs(stage_plan)
+    fake.write_text('#!/bin/sh\necho "$@" > fetched.txt && mkdir data && echo raw > data/x.txt\n')
+    assert cluster.fetch_inputs(stage_plan)
+    assert (toy / "fetched.txt").read_text() == "data fetch --profile embedded\n"
     stage_plan = cluster.plan(".")
     assert stage_plan.missing == [] and stage_plan.sources == ["data.dvc"]
     outcome = cluster.execute(stage_plan, log_dir=Path("logs"), task_cpus=1)

@@ -260,6 +260,20 @@ class _Run:
     def blocked(self, needs: set[str]) -> bool:
         return bool(needs & (set(self.outcome.failed) | set(self.outcome.skipped)))
 
+    def fanning(self) -> int:
+        """Fan-out stages running now."""
+        return sum(kind(a) in FAN_OUT_STAGES for a in self.running.values())
+
+
+def fan_out_slots(cluster: dict[str, float], task_cpus: int) -> int:
+    """How many fan-out stages run at once: one per GPU, or per training's CPUs without
+    GPUs. A fan-out stage asks Ray for nothing, but its process (a notebook's kernel, its
+    imports) holds memory while it waits for its trainings, and more stages at once than
+    trainings at once only wait."""
+    if cluster.get("GPU", 0) >= 1:
+        return int(cluster["GPU"])
+    return max(1, int(cluster.get("CPU", 1) // max(1, task_cpus)))
+
 
 def execute(stage_plan: Plan, *, log_dir: Path, task_cpus: int,
             root: str | os.PathLike = ".") -> Outcome:
@@ -273,6 +287,7 @@ def execute(stage_plan: Plan, *, log_dir: Path, task_cpus: int,
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     gpu_cpus = gpu_task_cpus(nodes)
     task_cpus = clamp_cpus(task_cpus, nodes, "a stage without a GPU")
+    slots = fan_out_slots(ray.cluster_resources(), task_cpus)
     # a GPU stage gets a fresh worker process each (see compendium.pipeline.fanout)
     remotes = {False: ray.remote(run_stage),
                True: ray.remote(num_gpus=1, max_calls=1)(run_stage)}
@@ -294,7 +309,8 @@ def execute(stage_plan: Plan, *, log_dir: Path, task_cpus: int,
                 if state.blocked(needs):
                     pending.remove(a)
                     state.outcome.skipped.append(a)
-                elif needs <= state.finished:
+                elif needs <= state.finished and (kind(a) not in FAN_OUT_STAGES
+                                                  or state.fanning() < slots):
                     res = resources(a, has_gpus, task_cpus, gpu_cpus)
                     options = {**res, "name": a, "max_retries": STAGE_RETRIES}
                     options.pop("num_gpus", None)  # in the decorator of the GPU remote
@@ -353,22 +369,22 @@ def _harvest_commits(state: _Run, log_dir: Path) -> None:
 
 def fetch_inputs(stage_plan: Plan, *, fetch: bool = True, root: str | os.PathLike = ".",
                  log=print) -> bool:
-    """Fetch the active profile's raw inputs where the stages to run miss some (as ``make
-    reproduce`` does before ``dvc repro``), or stop with what to run when ``fetch`` is False
-    or no fetch gives them. Returns whether it fetched."""
+    """Fetch the active profile's raw inputs where the stages to run miss some, with the
+    ``amcf data fetch`` that ``make reproduce`` runs before ``dvc repro``; or stop, naming it,
+    when ``fetch`` is False or it cannot give them. Returns whether it fetched."""
     if not stage_plan.missing:
         return False
     import yaml
 
     from compendium.data.commands import DATA_DIRS
-    from compendium.data.commands import fetch as fetch_profile
-    from compendium.data.errors import DataError
 
     params = yaml.safe_load((Path(root) / "params.yaml").read_text(encoding="utf-8")) or {}
     profile = FETCH_PROFILES.get(params.get("profile", "embedded"), "embedded")
-    data_dir = str(params.get("data_dir") or DATA_DIRS[profile]).rstrip("/")
-    command = f"amcf data fetch --profile {profile}" + (
-        f" --data-dir {data_dir}" if data_dir != DATA_DIRS[profile] else "")
+    data_dir = os.path.normpath(str(params.get("data_dir") or DATA_DIRS[profile]))
+    argv = ["amcf", "data", "fetch", "--profile", profile]
+    if data_dir != DATA_DIRS[profile]:
+        argv += ["--data-dir", data_dir]
+    command = " ".join(argv)
     shown = ", ".join(stage_plan.missing[:8]) + (
         f" and {len(stage_plan.missing) - 8} more" if len(stage_plan.missing) > 8 else "")
     elsewhere = [m for m in stage_plan.missing if not _overlap(os.path.normpath(m), data_dir)]
@@ -380,14 +396,15 @@ def fetch_inputs(stage_plan: Plan, *, fetch: bool = True, root: str | os.PathLik
     if not fetch:
         raise SystemExit(f"amcf cluster-run: inputs of the stages to run are missing: {shown}. "
                          f"Fix: fetch them first: {command}")
-    log(f"inputs of the stages to run are missing ({shown}): fetching them first, as "
-        f"`{command}` does", flush=True)
+    log(f"inputs of the stages to run are missing ({shown}): first `{command}`", flush=True)
     try:
-        fetch_profile(profile, data_dir=Path(root) / data_dir)
-    except (DataError, OSError) as err:
+        code = subprocess.run(argv, cwd=root, stdin=subprocess.DEVNULL).returncode
+    except FileNotFoundError:
+        code = "amcf is not on PATH: activate the environment, e.g. PATH=$PWD/.venv/bin:$PATH"
+    if code != 0:
         raise SystemExit(
-            f"amcf cluster-run: fetching the inputs failed: {err}\n  Fix that, or fetch them on "
-            f"a machine with internet (on a cluster, its login node): {command}") from err
+            f"amcf cluster-run: `{command}` failed ({code}; its message is above). Fix that, "
+            "or fetch on a machine with internet (on a cluster, its login node) and run again.")
     return True
 
 
