@@ -134,8 +134,8 @@ gpu-check: setup
 paper-setup: setup tex
 
 # The paper profile end to end at toy size (profiles/rehearsal.yaml): miniature archives in
-# the official formats served from 127.0.0.1, stand-in hub weights, every stage, the PDF. It
-# runs in a copy of this checkout (build/rehearsal/repo), so dvc.lock and results/ here are
-# untouched; data/ is copied in because data.dvc pins it there too.
-rehearsal: setup tex data
+# the official formats served from 127.0.0.1, stand-in hub weights, every stage through
+# `amcf cluster-run`, the PDF. It runs in a copy of this checkout (build/rehearsal/repo),
+# without data/ as a fresh clone, so dvc.lock and results/ here are untouched.
+rehearsal: setup tex
 	$(BIN)/python -m scripts.rehearsal.run --out build/rehearsal

@@ -10,6 +10,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# The CPUs a scheduler gave this process, where fewer than the machine's (a Ray task: see
+# compendium.pipeline.fanout), so that `num_workers: auto` uses what was asked for, no more.
+CPUS_ENV = "AMCF_CPUS"
+MAX_AUTO_WORKERS = 8  # DataLoader workers of `num_workers: auto`, at most
 
 # Fields that change how a run is shown or fed, never its numbers: a run may be resumed or
 # reused with different values of these.
@@ -73,7 +77,7 @@ class TrainConfig(BaseModel):
         """The DataLoader worker count: ``num_workers``, or with 'auto' one per core but one
         (left to the training loop), at most 8."""
         if self.num_workers == "auto":
-            return max(0, min(8, usable_cores() - 1))
+            return auto_workers(usable_cores())
         return self.num_workers
 
 
@@ -97,11 +101,25 @@ class FitnessConfig(TrainConfig):
         return ident
 
 
+def auto_workers(cores: int) -> int:
+    """DataLoader workers of ``num_workers: auto`` on ``cores`` CPUs: one per core but one
+    (left to the training loop), at most :data:`MAX_AUTO_WORKERS`."""
+    return max(0, min(MAX_AUTO_WORKERS, cores - 1))
+
+
 def usable_cores() -> int:
-    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    """CPU cores this process may run on: the affinity mask where the OS has one, or fewer
+    where a scheduler gave it fewer (``$AMCF_CPUS``: a Ray task sets the CPUs Ray gave it)."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    given = os.environ.get(CPUS_ENV, "")
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise ValueError(f"{CPUS_ENV}={given!r}: give a whole number of CPUs >= 1")
+        cores = min(cores, int(given))
+    return cores
 
 
 def resolve_device(name: str) -> torch.device:
