@@ -124,6 +124,7 @@ class DeviceFeed(Dataset):
         self.train = train
         self.recipe = recipe
         self.at_resize = at_resize
+        self._on_device: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -172,24 +173,33 @@ class DeviceFeed(Dataset):
             offset += h * w * c
         if not self.at_resize:
             # one size for all (arrays): the recipe's Resize on the whole batch, then the boxes
-            grown = _resize(torch.cat(pieces).float(), self._geometry(*pieces[0].shape[2:]))
+            grown = _resize(torch.cat(pieces).float().contiguous(),
+                            self._geometry(*pieces[0].shape[2:]))
             pieces = [grown[b:b + 1, :, t:t + h, l:l + w]
                       for b, (t, l, h, w) in enumerate(boxes.tolist())]
         channels = pieces[0].shape[1]
         out = torch.empty((len(pieces), channels, size, size), device=device)
-        for b, piece in enumerate(pieces):
-            out[b] = piece[0] if piece.shape[2:] == (size, size) else _resize(
-                piece.float(), (size, size))[0]
-        flipped = [b for b, f in enumerate(flips.tolist()) if f]
-        if flipped:
-            index = torch.tensor(flipped, device=device)
-            out[index] = out[index].flip(-1)
+        for b, (piece, flip) in enumerate(zip(pieces, flips.tolist(), strict=True)):
+            image = piece[0] if piece.shape[2:] == (size, size) else _resize(
+                piece.float().contiguous(), (size, size))[0]
+            out[b] = image.flip(-1) if flip else image
         if channels == 1 and self.mean.shape[1] == 3:  # a grey image, converted to RGB by PIL
             out = out.expand(-1, 3, -1, -1)
+        mean, std = self._stats(device)
         # ToTensor's division and Normalize's subtraction and division, in that order
         out = out.div(255.0)
-        out = (out - self.mean.to(device)) / self.std.to(device)
+        out = (out - mean) / std
         return out, labels.to(device, non_blocking=True)
+
+    def _stats(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """mean and std on ``device``, copied there once (a blocking copy every batch would
+        hold the host until the device has finished the previous step)."""
+        if device not in self._on_device:
+            self._on_device[device] = (self.mean.to(device), self.std.to(device))
+        return self._on_device[device]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_on_device": {}}  # a worker needs no device copies
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         x, y = self.to_device(collate([self.sample(i)]), "cpu")
