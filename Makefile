@@ -120,13 +120,14 @@ timings: setup
 
 # ---- speed (issue 9): amcf against the authors' loop, side by side ----------------------
 # bench: CPU, the embedded default (needs `make inputs`), < 5 min on 2 cores.
-# gpu-check: one CUDA GPU, two ResNet-50s at 224 px and the JPEG files path, < 5 min;
-# stops at once without a CUDA device.
+# gpu-check: one CUDA GPU, the paper profile's files path and trainer, < 5 min; writes the
+# measured rates and GPU-hours to benchmarks/gpu-check.json and docs/gpu-check.md (commit
+# them); stops at once without a CUDA device.
 bench: inputs
 	$(BIN)/amcf bench --out build/bench.json
 
 gpu-check: setup
-	timeout 300 $(BIN)/python benchmarks/gpu_check.py --out build/gpu-check.json
+	timeout 300 $(BIN)/python benchmarks/gpu_check.py
 
 # --- the paper profile ------------------------------------------------------------------
 # What a fresh GPU machine needs before `dvc repro` of profiles/paper.yaml: the venv, and TeX

@@ -4,8 +4,6 @@ anything is written."""
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import shutil
 from collections import namedtuple
 from pathlib import Path
@@ -14,17 +12,16 @@ import numpy as np
 import pytest
 from data_support import serve
 from PIL import Image
-from torchvision import transforms as T
 
-from compendium.data import disk, transforms
+from compendium.data import disk, views
 from compendium.data.commands import prepare_dataset
 from compendium.data.errors import DataError
 from compendium.data.fetch import FetchContext, fetch_all
 from compendium.data.folder import FolderDataset, prepare_folder
 from compendium.data.pins import PINS_ENV
-from compendium.data.prepared import STORED_DIR, planned_copy
+from compendium.data.prepared import read_info
 from compendium.data.registry import get_info, names
-from scripts.rehearsal.miniatures import PICTURE_SIZE, build_site, picture
+from scripts.rehearsal.miniatures import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 _usage = namedtuple("usage", "total used free")
@@ -51,21 +48,21 @@ def test_the_paper_plan_lists_every_copy(tmp_path):
     plan = _paper_plan(tmp_path)
     lines = {(_kind(line), line.dataset) for line in plan.lines}
     for name in names("paper"):
-        copy = "uint8 tensors" if get_info(name).disk.kind == "tensor" else "resized copy"
+        copy = "uint8 tensors" if get_info(name).disk.kind == "tensor" else "uint8 views"
         assert (copy, name) in lines, name
         if get_info(name).disk.kind == "files":
             assert any(k == "extracted" and d in (name, "caltech256-30") for k, d in lines)
-    # Caltech-256: extracted once for both datasets, but each keeps a resized copy of it all
+    # Caltech-256: extracted once for both datasets, but each keeps uint8 views of it all
     caltech = [line for line in plan.lines if "caltech256" in str(line.path)]
-    assert sorted(_kind(line) for line in caltech) == ["archive", "extracted", "resized copy",
-                                                        "resized copy"]
+    assert sorted(_kind(line) for line in caltech) == ["archive", "extracted", "uint8 views",
+                                                        "uint8 views"]
     by_kind = {}
     for line in plan.lines:
         by_kind[_kind(line)] = by_kind.get(_kind(line), 0) + line.bytes
     assert 7.5e9 < by_kind["archive"] < 8.5e9
     assert 7e9 < by_kind["extracted"] < 8e9
-    assert by_kind["resized copy"] > 15e9  # the largest part, which the plan once left out
-    assert 30e9 < plan.total < 45e9
+    assert by_kind["uint8 views"] > 15e9  # the largest part, which the plan once left out
+    assert 45e9 < plan.total < 60e9
     assert plan.to_write == plan.total  # nothing of it on disk yet
 
 
@@ -75,31 +72,15 @@ def test_the_docs_quote_the_plan(tmp_path):
         assert total in " ".join((ROOT / doc).read_text(encoding="utf-8").split()), doc
 
 
-def _photos() -> list[Image.Image]:
-    """Real photographs that every install has (scikit-learn's and matplotlib's samples)."""
-    from matplotlib import cbook
-    from sklearn.datasets import load_sample_image
+def test_a_view_weighs_what_the_resize_gives():
+    """Training images keep Resize(256)'s size (torchvision's rule), evaluation images are
+    224-px centre crops; 24 index bytes each."""
+    from torchvision.transforms import Resize
 
-    photos = [Image.fromarray(load_sample_image(n)) for n in ("china.jpg", "flower.jpg")]
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        photos.append(Image.open(f).convert("RGB"))
-    return photos
-
-
-def test_the_assumed_compressibility_holds_for_real_photographs():
-    """The plan's bytes per stored image are measured, not guessed: real photographs stored
-    by the prepare code, and the same shrunk to the Visual Decathlon's 72 px."""
-    photos = _photos()
-    measured = transforms.measure_compressibility(photos)
-    assert measured <= transforms.COMPRESSIBILITY["photo"] < 1.25 * measured
-    small = transforms.measure_compressibility([T.Resize(72)(p) for p in photos])
-    assert small <= transforms.COMPRESSIBILITY["upscaled"] < 1.25 * small
-
-
-def test_the_stored_size_is_what_the_resize_gives():
     for size in ((640, 427), (427, 640), (500, 375), (72, 72), (96, 72), (1500, 999)):
-        resized = T.Resize(transforms.STORED_SHORTER_SIDE)(Image.new("RGB", size))
-        assert transforms.stored_size(*size) == resized.size
+        w, h = Resize(256)(Image.new("RGB", size)).size
+        assert views.stored_bytes(*size, "train") == w * h * 3 + views.INDEX_BYTES
+        assert views.stored_bytes(*size, "test") == 224 * 224 * 3 + views.INDEX_BYTES
 
 
 # ----------------------------------------------------------- the rehearsal's miniatures
@@ -154,30 +135,27 @@ def test_the_plan_follows_the_archives_at_hand(miniatures):
     assert [line.what for line in after.lines if not line.present] == ["checkpoints"]
 
 
-def _sample_ratio(size: int) -> float:
-    """Bytes per raw byte of miniature pictures that are not in the archives (a sample)."""
-    sample = [Image.open(io.BytesIO(picture(label, 900 + i, size)))
-              for label in range(3) for i in range(4)]
-    return transforms.measure_compressibility(sample)
-
-
-def test_the_copy_is_as_large_as_planned_on_the_miniatures(miniatures, monkeypatch):
-    """The copy's size model (images x stored pixels x bytes per pixel measured on a
-    sample), checked on the miniatures; the registry's numbers and the photographs'
-    measured bytes extrapolate it to the real datasets."""
+def test_the_views_are_as_large_as_planned_on_the_miniatures(miniatures):
+    """The check before the copy (each image's size, split and the sizes prepared) predicts
+    the views' bytes exactly; the registry's line counts every image at its training size,
+    an upper bound."""
     root, _, _ = miniatures
-    ratios = {PICTURE_SIZE: _sample_ratio(PICTURE_SIZE), 32: _sample_ratio(32)}
     for name in names("paper"):
         info, folder = get_info(name), root / "build" / "data" / name
-        images = len((folder / "manifest.csv").read_text().splitlines()) - 1
-        side = 32 if name.startswith("decathlon") or name == "cifar100" else PICTURE_SIZE
-        monkeypatch.setattr(transforms, "COMPRESSIBILITY", dict.fromkeys(
-            ("photo", "upscaled", "strokes"), ratios[side]))
-        shape = dataclasses.replace(info.disk, images=images, size=(side, side))
-        [(what, path, planned)] = planned_copy(shape, folder)
-        actual = (sum(f.stat().st_size for f in path.iterdir()) if path.is_dir()
-                  else path.stat().st_size)
-        assert abs(planned - actual) < 0.1 * actual, (name, planned, actual)
+        if info.disk.kind != "files":
+            continue
+        meta = read_info(name, root / "build" / "data")
+        stored = meta["stored"]
+        rows = [r.split(",") for r in (folder / "manifest.csv").read_text().splitlines()[1:]]
+        image_root = folder / meta["root"]
+        predicted = 0
+        for _, id_, _, _, split in rows:
+            with Image.open(image_root / id_) as img:
+                predicted += views.stored_bytes(*img.size, split, resize=stored["resize"],
+                                                 size=stored["size"])
+        pixels = sum(f.stat().st_size for f in (folder / views.DIR).glob("*.u8"))
+        actual = pixels + views.INDEX_BYTES * len(rows)
+        assert predicted == actual, name
 
 
 def test_prepare_stops_before_writing_when_the_disk_is_short(miniatures, tmp_path,
@@ -186,7 +164,7 @@ def test_prepare_stops_before_writing_when_the_disk_is_short(miniatures, tmp_pat
     monkeypatch.setattr(shutil, "disk_usage", lambda _: _usage(10**12, 0, 1000))
     with pytest.raises(DataError, match=r"prepare@mit-indoor67 needs about .* on the disk "
                                         r"that holds .*mit-indoor67 .*extracted .*images.*"
-                                        r"resized copy .*resized-256.*, which has 1 kB free"
+                                        r"uint8 views .*views.*, which has 1 kB free"
                                         r".* short. Fix: free space there, or put build/"):
         prepare_dataset(get_info("mit-indoor67"), root / "downloads", tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing extracted, nothing written
@@ -202,12 +180,13 @@ def test_the_copy_is_checked_again_with_the_real_image_sizes(tmp_path, monkeypat
             Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(
                 tmp_path / "imgs" / c / f"{i}.jpg")
     entry = FolderDataset(name="pets", kind="folder", path=tmp_path / "imgs", mode="files")
-    need = 12 * transforms.stored_image_bytes(400, 300)
-    monkeypatch.setattr(shutil, "disk_usage", lambda _: _usage(10**12, 0, need - 10**5))
-    with pytest.raises(DataError, match=r"preparing pets needs about 2 MB more .*resized copy "
+    least = 12 * views.stored_bytes(400, 300, "test")  # 224-px crops, the smaller form
+    most = 12 * views.stored_bytes(400, 300, "train")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: _usage(10**12, 0, least - 10**5))
+    with pytest.raises(DataError, match=r"preparing pets needs about \d+ MB more .*uint8 views "
                                         r"\(12 images\).*, which has 2 MB free"):
         prepare_folder(entry, tmp_path / "out")
-    assert not (tmp_path / "out" / "pets" / STORED_DIR).exists()
-    monkeypatch.setattr(shutil, "disk_usage", lambda _: _usage(10**12, 0, need + 10**5))
+    assert not (tmp_path / "out" / "pets" / views.DIR).exists()
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: _usage(10**12, 0, most + 10**5))
     prepare_folder(entry, tmp_path / "out")
-    assert len(list((tmp_path / "out" / "pets" / STORED_DIR).iterdir())) == 12
+    assert (tmp_path / "out" / "pets" / views.DIR / "train.u8").is_file()

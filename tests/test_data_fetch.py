@@ -193,17 +193,17 @@ def test_paper_fetch_checks_the_whole_disk_plan_before_downloading(tmp_path, mon
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**12, 0, 10 * 10**9))
     monkeypatch.setenv("AMCF_DATA_URL", closed_port_url())  # no sizes from it: the registry's
-    with pytest.raises(DataError, match=r"the paper profile's data needs about 35.9 GB more on "
+    with pytest.raises(DataError, match=r"the paper profile's data needs about 52.0 GB more on "
                                         r"the disk that holds .*\(7.9 GB: 8 archives in "
                                         r".*downloads; .* extracted folders in .*build/data; "
-                                        r".*resized copies in .*build/data; .*checkpoints in "
-                                        r".*build/work\), which has 10.0 GB free: about 25.9 GB "
+                                        r".*uint8 views in .*build/data; .*checkpoints in "
+                                        r".*build/work\), which has 10.0 GB free: about 42.0 GB "
                                         r"short. Fix: free space there, or pass --data-dir"):
         commands.fetch("paper", data_dir=tmp_path / "downloads", build=tmp_path / "build",
                        log=printed.append)
     [plan] = printed
-    assert "resized copy (256 px PNG)  caltech256-60" in plan
-    assert plan.endswith("about 35.9 GB in all, 35.9 GB still to write (2 small files not "
+    assert "uint8 views (256/224 px)  caltech256-60" in plan
+    assert plan.endswith("about 52.0 GB in all, 52.0 GB still to write (2 small files not "
                          "counted)")
     assert not (tmp_path / "downloads").exists()  # nothing fetched
 
@@ -212,5 +212,5 @@ def test_a_dry_run_prints_the_plan_and_fetches_nothing(tmp_path, capsys):
     assert main(["data", "fetch", "--profile", "paper", "--dry-run", "--data-dir",
                  str(tmp_path / "downloads")]) == 0
     out = capsys.readouterr().out
-    assert "extracted                  mit-indoor67" in out and "checkpoints" in out
+    assert "extracted                 mit-indoor67" in out and "checkpoints" in out
     assert not (tmp_path / "downloads").exists()

@@ -1,6 +1,7 @@
 """The paper datasets' real fetch-verify-extract-split code, on miniature archives built in
 each dataset's own layout and served over HTTP from 127.0.0.1."""
 
+import csv
 import dataclasses
 import io
 import json
@@ -14,12 +15,12 @@ import scipy.io
 import torch
 from data_support import image_bytes, md5, serve, sha256
 
+from amcf.feed import DeviceFeed
 from compendium.data.commands import damaged_limit, prepare_dataset
 from compendium.data.errors import DataError
 from compendium.data.fetch import FetchContext, fetch_all
 from compendium.data.prepared import load_splits, read_info
 from compendium.data.registry import get_info
-from compendium.data.transforms import FileImageDataset
 from scripts.rehearsal import miniatures
 
 
@@ -52,6 +53,12 @@ def _run(info, site, hashes, tmp_path):
         fetch_all(served.files, FetchContext(tmp_path / "data"))
     prepare_dataset(served, tmp_path / "data", tmp_path / "out")
     return load_splits(info.name, tmp_path / "out"), read_info(info.name, tmp_path / "out")
+
+
+def _ids(tmp_path: Path, name: str, split: str) -> list[str]:
+    """The raw image ids of one split, from the prepared dataset's manifest."""
+    with open(tmp_path / "out" / name / "manifest.csv", newline="") as f:
+        return [row["id"] for row in csv.DictReader(f) if row["split"] == split]
 
 
 def _check_sample(splits):
@@ -111,8 +118,8 @@ def test_mit_indoor67(tmp_path):
         "indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt")}, tmp_path)
     assert meta["counts"] == {"train": 27, "val": 3, "test": 6}
     assert splits.classes == classes
-    assert isinstance(splits.train, FileImageDataset)
-    assert sorted(splits.test.ids) == sorted(f"Images/{t}" for t in test)
+    assert isinstance(splits.train, DeviceFeed)
+    assert sorted(_ids(tmp_path, "mit-indoor67", "test")) == sorted(f"Images/{t}" for t in test)
     _check_sample(splits)
 
 
@@ -189,7 +196,8 @@ def test_caltech256_drops_clutter_and_keeps_n_per_class(tmp_path, n_train):
     val = n_train // 10
     assert meta["counts"] == {"train": 2 * (n_train - val), "val": 2 * val, "test": 4 + 7}
     assert splits.classes == ["ak47", "american-flag"]
-    assert not any("clutter" in f for f in splits.test.ids + splits.train.ids)
+    ids = _ids(tmp_path, info.name, "test") + _ids(tmp_path, info.name, "train")
+    assert not any("clutter" in f for f in ids)
     _check_sample(splits)
 
 
@@ -280,7 +288,7 @@ def test_a_damaged_image_is_left_out_counted_and_named(tmp_path):
     assert f"- `Images/{bad}` (drawn into {lost[3]}): OSError: Truncated File Read" in card
     assert "Damaged" not in (out_clean / "card.md").read_text()
     assert "damaged_images" not in clean
-    assert len(list((out / "resized-256").iterdir())) == len(rows) - 1
+    assert sum(len(np.load(f)) for f in (out / "views").glob("*.idx.npy")) == len(rows) - 1
 
 
 def test_more_damaged_images_than_allowed_stop_prepare(tmp_path):
@@ -296,7 +304,7 @@ def test_more_damaged_images_than_allowed_stop_prepare(tmp_path):
             fetch_all(served.files, FetchContext(tmp_path / "data"))
         prepare_dataset(served, tmp_path / "data", tmp_path / "out", max_damaged=0)
     out = tmp_path / "out" / "mit-indoor67"
-    assert not (out / "manifest.csv").exists() and not (out / "resized-256").exists()
+    assert not (out / "manifest.csv").exists() and not (out / "views").exists()
 
 
 def test_the_default_limit_is_a_thousandth_of_the_images():

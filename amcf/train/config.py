@@ -15,9 +15,10 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 CPUS_ENV = "AMCF_CPUS"
 MAX_AUTO_WORKERS = 8  # DataLoader workers of `num_workers: auto`, at most
 
-# Fields that change how a run is shown or fed, never its numbers: a run may be resumed or
-# reused with different values of these.
-COSMETIC_FIELDS = frozenset({"progress", "num_workers"})
+# Fields that change how a run is shown, fed or saved, never its numbers: a run may be resumed
+# or reused with different values of these.
+COSMETIC_FIELDS = frozenset({"progress", "num_workers", "checkpoint_every",
+                             "checkpoint_minutes"})
 # Fields added after results were computed: left out of a run's identity while they hold
 # their default, so the runs (and search memos) made before they existed are still found.
 LATER_FIELDS = {"test_eval": "every", "compile": False}
@@ -50,6 +51,12 @@ class TrainConfig(BaseModel):
         "only when a validation accuracy improves (the selected epoch's test accuracy is the "
         "same; best_test_acc is then not reported)")
     compile: bool = Field(False, description="torch.compile the models (CUDA only)")
+    checkpoint_every: int = Field(
+        10, ge=1, description="with an out_dir, write the resume checkpoint after every this "
+        "many epochs (the latest only; a killed run repeats at most the epochs since)")
+    checkpoint_minutes: float | None = Field(
+        10.0, ge=0, description="also after an epoch that ends this many minutes after the "
+        "last checkpoint (0: every epoch; null: by epochs only)")
     progress: bool = Field(True, description="show a tqdm progress bar")
 
     @field_validator("device")

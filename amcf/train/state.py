@@ -101,18 +101,27 @@ def identity_mismatch(stored: dict[str, Any], current: dict[str, Any]) -> list[s
     return problems
 
 
-def rng_state(batch_generator: torch.Generator) -> dict[str, Any]:
+def rng_state(batch_generator: torch.Generator,
+              device: torch.device | None = None) -> dict[str, Any]:
+    """The random streams a resumed run must continue: torch's CPU stream, the batch
+    generator, and on CUDA the training device's own stream (only that device's: reading
+    every visible GPU's, as ``get_rng_state_all`` does, opens a CUDA context on each)."""
+    cuda = device is not None and device.type == "cuda"
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "cuda": torch.cuda.get_rng_state(device) if cuda else None,
         "batches": batch_generator.get_state(),
     }
 
 
-def restore_rng(state: dict[str, Any], batch_generator: torch.Generator) -> None:
+def restore_rng(state: dict[str, Any], batch_generator: torch.Generator,
+                device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved = state.get("cuda")
+    if saved is not None and device is not None and device.type == "cuda":
+        if isinstance(saved, list | tuple):  # written by get_rng_state_all: one per GPU
+            saved = saved[device.index if device.index is not None else 0]
+        torch.cuda.set_rng_state(saved, device)
     batch_generator.set_state(state["batches"])
 
 

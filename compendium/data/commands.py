@@ -153,7 +153,7 @@ def prepare_dataset(info: DatasetInfo, data_dir: str | Path, out_root: str | Pat
     card_info = {**meta, "classes": prep.classes, "counts": _counts(prep),
                  "image_shape": None if prep.images is None else list(prep.images.shape[1:]),
                  "mean": list(prep.mean), "std": list(prep.std), **prep.meta}
-    disk.check_copy(prep, out_dir, info.disk.content if info.disk else "photo", info.name)
+    disk.check_copy(prep, out_dir, info.name)
     return write_prepared(out_dir, meta, prep, render_card(card_info, per_class_counts(prep)))
 
 

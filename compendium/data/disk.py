@@ -6,7 +6,7 @@ data directory, what preparing extracts from them, each dataset's prepared copy 
 come from :func:`compendium.data.prepared.planned_copy`, the module that writes it) and room
 for checkpoints. ``amcf data fetch`` checks the whole selection before it downloads;
 ``prepare@`` checks its own dataset before it extracts, and once more before it writes the
-resized copy (with the real image sizes then known). A line already on disk counts in the
+uint8 views (with the real image sizes then known). A line already on disk counts in the
 total but not in what is still to be written. Lines are checked per filesystem: the archives
 may be on another disk than ``build/``.
 
@@ -111,7 +111,7 @@ def _summary(lines: list[Line], most: int = 4) -> list[str]:
 
 
 _PLURAL = {"archive": "archives", "extracted": "extracted folders",
-           "resized copy": "resized copies", "uint8 tensors": "tensor files"}
+           "uint8 views": "folders of uint8 views", "uint8 tensors": "tensor files"}
 
 
 def _gb(n: float) -> str:
@@ -250,21 +250,24 @@ MOVE_BUILD = ("free space there, or put build/ on a larger disk (a symbolic link
               "/larger/disk/build works), then run it again")
 
 
-def check_copy(prep: Prepared, out_dir: Path, content: str, name: str) -> None:
-    """Before the resized copy of ``prep`` is written into ``out_dir``: its bytes from the
+def check_copy(prep: Prepared, out_dir: Path, name: str) -> None:
+    """Before the uint8 views of ``prep`` are written into ``out_dir``: their bytes from the
     images' real sizes (as decoded when they were checked), not the registry's estimate."""
-    from compendium.data.prepared import STORED_DIR
-    from compendium.data.transforms import stored_image_bytes
+    from compendium.data.prepared import PAPER_SIZES
+    from compendium.data.views import DIR, stored_bytes
 
     if prep.transform != "paper" or prep.root is None or prep.images is not None:
         return
     used = prep.used()
     sizes = used.image_sizes or {}
-    need = sum(stored_image_bytes(*(sizes.get(i) or _header_size(used.root / i)), content)
-               for i in used.ids)
-    dest = out_dir / STORED_DIR
+    resize = used.meta.get("resize", PAPER_SIZES["resize"])
+    size = used.meta.get("image_size", PAPER_SIZES["image_size"])
+    need = sum(stored_bytes(*(sizes.get(i) or _header_size(used.root / i)), str(split),
+                            resize=resize, size=size)
+               for i, split in zip(used.ids, used.split, strict=True))
+    dest = out_dir / DIR
     have = sum(f.stat().st_size for f in dest.iterdir()) if dest.is_dir() else 0
-    Plan([Line(f"resized copy ({len(used.ids)} images)", name, dest, max(0, need - have))]
+    Plan([Line(f"uint8 views ({len(used.ids)} images)", name, dest, max(0, need - have))]
          ).check(f"preparing {name}", MOVE_BUILD)
 
 

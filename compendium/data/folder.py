@@ -208,6 +208,6 @@ def prepare_folder(entry: FolderDataset, out_root: str | Path) -> Path:
     card = {**info, "classes": classes, "counts": counts(split),
             "image_shape": None if prep.images is None else list(prep.images.shape[1:]),
             "mean": list(prep.mean), "std": list(prep.std)}
-    check_copy(prep, Path(out_root) / entry.name, "photo", entry.name)
+    check_copy(prep, Path(out_root) / entry.name, entry.name)
     return write_prepared(Path(out_root) / entry.name, info, prep,
                           render_card(card, per_class_counts(prep)))

@@ -18,9 +18,8 @@ class DiskShape:
     """What preparing a dataset puts on disk, for the disk plan (compendium.data.disk).
 
     ``images``: the images its prepared copy holds (every image of a split); ``size``: a
-    typical original (width, height), of which the copy keeps the aspect ratio; ``content``:
-    what the images hold ("photo", "upscaled" small images, "strokes"), which sets how well
-    the copy compresses; ``kind``: "files" (a resized copy of each image) or "tensor" (uint8
+    typical original (width, height), of which the copy keeps the aspect ratio; ``kind``:
+    "files" (uint8 views of each image, resized) or "tensor" (uint8
     pixels in tensors.pt, ``channels`` x the original size); ``extracted``: each folder (or
     file) that preparing unpacks, relative to the dataset's prepared folder, and its bytes.
     The bytes of the copy itself come from the module that writes it
@@ -29,7 +28,6 @@ class DiskShape:
 
     images: int
     size: tuple[int, int]
-    content: str = "photo"
     kind: Literal["files", "tensor"] = "files"
     channels: int = 3
     extracted: tuple[tuple[str, int], ...] = ()

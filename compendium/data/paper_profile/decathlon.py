@@ -78,14 +78,14 @@ _CITATION = ("Rebuffi, S.-A., Bilen, H. and Vedaldi, A. (2017). Learning multipl
 # images in train and val (the release's test is withheld), their size (shorter side 72 px)
 # and what they hold; each task's tar, about 60 MB, is taken out of the archive, extracted
 # beside it and then deleted: 120 MB at the peak
-_DISK = {"ucf101": (9537, (96, 72), "upscaled"), "omniglot": (25968, (72, 72), "strokes")}
+_DISK = {"ucf101": (9537, (96, 72)), "omniglot": (25968, (72, 72))}
 for _task, _name, _classes, _title, _extra in (
     ("ucf101", "decathlon-ucf101", 101, "UCF-101 dynamic images (Visual Decathlon release).",
      "Soomro, K., Zamir, A. R. and Shah, M. (2012). UCF101. arXiv:1212.0402."),
     ("omniglot", "decathlon-omniglot", 1623, "Omniglot, 1,623 characters (Visual Decathlon "
      "release).", "Lake, B. M. et al. (2015). Science 350(6266)."),
 ):
-    _images, _size, _content = _DISK[_task]
+    _images, _size = _DISK[_task]
     register(DatasetInfo(
         name=_name, role="target", profile="paper", classes=_classes, files=(DATA, DEVKIT),
         prepare=make_prepare(_task, _name), title=_title,
@@ -93,7 +93,7 @@ for _task, _name, _classes, _title, _extra in (
         citation=f"{_CITATION}\n{_extra}",
         source="https://www.robots.ox.ac.uk/~vgg/decathlon/",
         sizes=None,
-        disk=DiskShape(images=_images, size=_size, content=_content,
+        disk=DiskShape(images=_images, size=_size,
                        extracted=(("images", 120_000_000),)),
         reasoning="Official Decathlon train split (10 % carved out for validation, seeded); "
                   "the official validation split serves as test because the test labels "
