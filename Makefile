@@ -120,13 +120,14 @@ timings: setup
 
 # ---- speed (issue 9): amcf against the authors' loop, side by side ----------------------
 # bench: CPU, the embedded default (needs `make inputs`), < 5 min on 2 cores.
-# gpu-check: one CUDA GPU, two ResNet-50s at 224 px and the JPEG files path, < 5 min;
-# stops at once without a CUDA device.
+# gpu-check: one CUDA GPU, the paper profile's files path and trainer, < 5 min; writes the
+# measured rates and GPU-hours to benchmarks/gpu-check.json and docs/gpu-check.md (commit
+# them); stops at once without a CUDA device.
 bench: inputs
 	$(BIN)/amcf bench --out build/bench.json
 
 gpu-check: setup
-	timeout 300 $(BIN)/python benchmarks/gpu_check.py --out build/gpu-check.json
+	timeout 300 $(BIN)/python benchmarks/gpu_check.py
 
 # --- the paper profile ------------------------------------------------------------------
 # What a fresh GPU machine needs before `dvc repro` of profiles/paper.yaml: the venv, and TeX
@@ -134,8 +135,8 @@ gpu-check: setup
 paper-setup: setup tex
 
 # The paper profile end to end at toy size (profiles/rehearsal.yaml): miniature archives in
-# the official formats served from 127.0.0.1, stand-in hub weights, every stage, the PDF. It
-# runs in a copy of this checkout (build/rehearsal/repo), so dvc.lock and results/ here are
-# untouched; data/ is copied in because data.dvc pins it there too.
-rehearsal: setup tex data
+# the official formats served from 127.0.0.1, stand-in hub weights, every stage through
+# `amcf cluster-run`, the PDF. It runs in a copy of this checkout (build/rehearsal/repo),
+# without data/ as a fresh clone, so dvc.lock and results/ here are untouched.
+rehearsal: setup tex
 	$(BIN)/python -m scripts.rehearsal.run --out build/rehearsal

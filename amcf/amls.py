@@ -34,8 +34,9 @@ from amcf.objective import MCLoss
 from amcf.search.scores import DEFAULT_SCORE, check_score, score_value
 from amcf.search.validate import Measured
 from amcf.train.config import TrainConfig, resolve_device
-from amcf.train.evaluate import subset_scores
+from amcf.train.evaluate import EpochEvaluation
 from amcf.train.fit import fit
+from amcf.train.state import device_identity
 
 Builder = Callable[[int], nn.Module]  # source index -> model with a fresh num_classes head
 Freezer = Callable[..., nn.Module]  # (model, k, freeze_bn_stats=...) -> model
@@ -146,7 +147,8 @@ class SchemeFitness:
                 "sources": [s.model_dump(mode="json") if hasattr(s, "model_dump") else str(s)
                             for s in self.sources],
                 "freeze_bn_stats": self.freeze_bn_stats,
-                "train": training_identity(self.config)}
+                "train": training_identity(self.config),
+                **device_identity(resolve_device(self.config.device))}
 
     def _train(self, scheme: tuple[int, ...]) -> dict[str, list[float]]:
         """Train the scheme; per-epoch fused val accuracy and cross-entropy."""
@@ -155,15 +157,11 @@ class SchemeFitness:
             self._freeze(model, k, freeze_bn_stats=self.freeze_bn_stats)
         losses: list[float] = []
         everyone = [list(range(len(models)))]
-        device = resolve_device(self.config.device)
 
-        def measure_loss(epoch: int, row: dict[str, Any]) -> None:
-            # a second pass over val, after fit's own: fit's files and numbers stay unchanged
-            ((_, loss),) = subset_scores(
-                models, self.splits.val, everyone, batch_size=max(256, self.config.batch_size),
-                device=device, amp=self.config.amp, channels_last=self.config.channels_last,
-                num_workers=self.config.workers())
-            losses.append(loss)
+        def measure_loss(epoch: int, row: dict[str, Any], evals: EpochEvaluation) -> None:
+            # from the logits of fit's own validation pass: no second pass over val
+            (output,), _ = evals.subset_outputs("val", everyone)
+            losses.append(output.loss)
 
         result = fit(models, self.splits, self.config, MCLoss(self.lam),
                      callback=measure_loss)

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from amcf.feed import DeviceFeed
+
 
 @dataclass(frozen=True)
 class BatchAugment:
@@ -123,7 +125,9 @@ def iterate_batches(
     A :class:`TensorImageDataset` takes the fast in-memory path; any other dataset goes
     through a pooled ``DataLoader`` with persistent workers, whose order and per-sample
     augmentation seeds come from one draw of ``generator`` (so runs repeat, whatever the
-    worker count).
+    worker count). A :class:`amcf.feed.DeviceFeed`'s workers yield uint8 batches that the
+    feed finishes on ``device``; its evaluation passes run without workers (they copy
+    prepared views and decode nothing, so workers would add only shared memory).
     """
     device = torch.device(device)
     if isinstance(dataset, TensorImageDataset):
@@ -137,10 +141,16 @@ def iterate_batches(
             yield dataset.normalise(x), dataset.labels[idx].to(device, non_blocking=True)
         return
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if train else 0
-    loader, keys = _pooled_loader(dataset, batch_size, num_workers, device.type == "cuda")
+    feed = isinstance(dataset, DeviceFeed)
+    workers = 0 if feed and not train else num_workers
+    loader, keys = _pooled_loader(dataset, batch_size, workers, device.type == "cuda")
     keys.start_pass(len(dataset), train, seed)
-    for x, y in loader:
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    for batch in loader:
+        if feed:
+            yield dataset.to_device(batch, device)
+        else:
+            x, y = batch
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
 class _PassKeys(Sampler):
@@ -170,8 +180,9 @@ class _PassKeys(Sampler):
 
 
 class _SeededSamples(Dataset):
-    """Runs ``base[i]`` with torch's random stream seeded for that sample (the transforms'
-    draws), leaving the caller's stream as it was."""
+    """Runs ``base[i]`` with torch's CPU random stream seeded for that sample (the
+    transforms' draws), leaving the caller's stream as it was; a :class:`DeviceFeed`'s
+    host-side sample is seeded the same way."""
 
     def __init__(self, base: Dataset):
         self.base = base
@@ -181,8 +192,11 @@ class _SeededSamples(Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         i, seed = key
+        if isinstance(self.base, DeviceFeed):
+            return self.base.sample(i, seed)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # the CPU stream only: torch.manual_seed would also reseed every CUDA device
+            torch.default_generator.manual_seed(seed)
             return self.base[i]
 
 
@@ -205,6 +219,7 @@ def _pooled_loader(dataset: Dataset, batch_size: int, num_workers: int,
     # stream (each sample is seeded anyway)
     loader = DataLoader(_SeededSamples(dataset), batch_size=batch_size, sampler=keys,
                         num_workers=num_workers, pin_memory=pin,
+                        collate_fn=dataset.collate if isinstance(dataset, DeviceFeed) else None,
                         persistent_workers=num_workers > 0,
                         generator=torch.Generator().manual_seed(0))
     _POOL[key] = (dataset, loader, keys)  # the dataset is held so its id is not reused

@@ -105,12 +105,16 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save``, byte-for-byte the same for the same object: saved to a buffer first,
-    since a zip written to a path records that (here: random, temporary) file name."""
-    import io
+    """``torch.save``, atomically and byte-for-byte the same for the same object.
 
+    Written through an open file, not a path (a zip written to a path records that, here
+    random, temporary file name), and streamed: tensors go to disk one at a time (a CUDA one
+    copied to the host on its own), never as a whole in-memory copy of the file.
+    """
     import torch  # imported here: reporting and the CLI use this module without torch
 
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return _write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    return _write(path, save)

@@ -30,7 +30,7 @@ from torch import nn
 from amcf.datasets import Splits
 from amcf.io import read_json, write_json
 from amcf.train.config import TrainConfig, resolve_device
-from amcf.train.evaluate import subset_outputs
+from amcf.train.evaluate import EpochEvaluation, subset_outputs
 from amcf.train.records import best_index
 
 Subset = tuple[int, ...]
@@ -81,21 +81,30 @@ class SubsetSelection:
             self.rows = saved["rows"]
             self.best_predictions, self.test_labels = saved["predictions"], saved["labels"]
 
-    def _eval(self, dataset, subsets, keep_predictions=False):
+    def _eval(self, split: str, subsets, keep_predictions=False,
+              evals: EpochEvaluation | None = None):
+        dataset = getattr(self.splits, split)
+        if evals is not None and evals.serves(self.models, split, dataset):
+            # the epoch's own pass (fit's logits): the same numbers without a second pass
+            return evals.subset_outputs(split, subsets, keep_predictions)
         return subset_outputs(
             self.models, dataset, subsets, batch_size=max(256, self.config.batch_size),
             device=resolve_device(self.config.device), amp=self.config.amp,
             channels_last=self.config.channels_last, num_workers=self.config.workers(),
             keep_predictions=keep_predictions)
 
-    def choose(self) -> tuple[Subset, list[tuple[float, float]]]:
+    def choose(self, evals: EpochEvaluation | None = None
+               ) -> tuple[Subset, list[tuple[float, float]]]:
         """The subset chosen on validation now, and every subset's (accuracy, loss)."""
-        outputs, _ = self._eval(self.splits.val, self.subsets)
+        outputs, _ = self._eval("val", self.subsets, evals=evals)
         val = [(o.acc, o.loss) for o in outputs]
         return self.subsets[select_subset(self.subsets, val)], val
 
-    def __call__(self, epoch: int, row: dict[str, Any] | None = None) -> dict[str, Any]:
-        subset, val = self.choose()
+    def __call__(self, epoch: int, row: dict[str, Any] | None = None,
+                 evals: EpochEvaluation | None = None) -> dict[str, Any]:
+        """The epoch's row; ``evals`` (from :func:`amcf.train.fit.fit`) are the epoch's
+        evaluation passes, whose logits it reads instead of evaluating val and test again."""
+        subset, val = self.choose(evals)
         chosen_val = val[self.subsets.index(subset)]
         # a resumed run repeats no epoch, but a retrained one starts its rows again
         self.rows = [r for r in self.rows if r["epoch"] < epoch]
@@ -103,8 +112,8 @@ class SubsetSelection:
         test = None
         # as fit does: with test_eval "improved" only the epochs selection can report
         if self.config.eval_test and (self.config.test_eval == "every" or improved):
-            test, labels = self._eval(self.splits.test, [subset, self.subsets[-1]],
-                                      keep_predictions=True)
+            test, labels = self._eval("test", [subset, self.subsets[-1]],
+                                      keep_predictions=True, evals=evals)
         if improved:
             self.best_predictions = None if test is None else test[0].predictions.tolist()
             self.test_labels = None if test is None else labels.tolist()

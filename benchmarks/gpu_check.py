@@ -1,256 +1,400 @@
-"""GPU check (``make gpu-check``): amcf against the authors' loop at the paper's sizes, on CUDA.
+"""GPU check (``make gpu-check``): the paper profile's data path and trainer on one CUDA GPU,
+and from the measured rates the profile's GPU-hours per target.
 
-Two parts, within about 5 minutes on one GPU, written to one JSON file:
+In about two minutes on one H100 (``make gpu-check`` stops it at five):
 
-1. training: two ResNet-50 sources (random weights) at 224 px, batch 64, on a synthetic
-   224-px target: the reference loop (fp32, images decoded from PNG files on every access
-   in its own process, scikit-learn every batch) against amcf's trainer (bf16 autocast,
-   channels-last, fused SGD, in-memory batches), with the same first-batch loss checked;
-2. the files path at 224 px with real JPEG decoding: JPEGs are generated on the fly (larger
-   than 256 px, as photographs are), prepared as a ``mode: files`` folder dataset (stored
-   once at shorter side 256) and fed by amcf's pooled, persistent DataLoader workers. The
-   GPU's busy share is the step time with a batch already on the device divided by the step
-   time with real data; the authors' way (full-size JPEGs, a new DataLoader each epoch) is
-   timed beside it.
+1. data: JPEG photographs are generated and prepared as the paper's files path is (each
+   decoded once into the uint8 views of :mod:`compendium.data.views`), then fed by the
+   device feed (:mod:`amcf.feed`) through the paper profile's DataLoader workers;
+2. training and evaluation: two ResNet-50s (random weights) trained together by amcf's
+   trainer at the profile's batch size (64; evaluation at 256), bf16 and channels-last,
+   after one untimed epoch: images/s of training, of evaluation, and a training's set-up;
+3. a checkpoint: the pair's weights and momentum, written as the trainer writes its resume
+   checkpoint (bytes, seconds);
+4. two trainings at once on the GPU (two processes, the same training each): their
+   combined images/s against one alone;
+5. the campaign: every training the paper profile starts (:mod:`benchmarks.campaign`) at
+   these rates, GPU-hours per target.
 
-    python benchmarks/gpu_check.py [--out build/gpu-check.json]
+It writes ``benchmarks/gpu-check.json`` and ``docs/gpu-check.md``, which are committed and
+quoted by the docs. Without a CUDA device it stops at once (exit 2). ``--device cpu --tiny``
+runs every part at toy size on a CPU (tests/test_gpu_check.py): the logic, not the numbers.
+``--assumed`` writes both files from the rates profiles/paper.yaml's header assumes, marked
+as not measured.
 
-Without a CUDA device it stops at once (exit 2). ``--device cpu`` with small sizes runs the
-same logic on a CPU, for testing the script, not for its numbers.
+    python benchmarks/gpu_check.py [--out benchmarks/gpu-check.json] [--markdown docs/gpu-check.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
-from PIL import Image
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout: benchmarks/ imports from it
 
-# run as a script from a checkout: benchmarks/ and scripts/ import from its root
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-from amcf.datasets import BatchAugment, Splits, TensorImageDataset, iterate_batches
-from amcf.io import write_json
-from amcf.loss import collaborative_loss
-from amcf.models import SourceSpec
-from amcf.train.config import TrainConfig, usable_cores
-from benchmarks.sidebyside import Setup, compare_training, load_reference, machine
-from compendium.data.folder import load_entries, prepare_folder
-from compendium.data.prepared import load_splits
-from compendium.data.transforms import FileImageDataset, paper_transform
+from amcf.io import write_json, write_text  # noqa: E402
+from benchmarks.campaign import campaign_hours  # noqa: E402
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PROFILE = ROOT / "profiles" / "paper.yaml"
+OUT = ROOT / "benchmarks" / "gpu-check.json"
+MARKDOWN = ROOT / "docs" / "gpu-check.md"
+# what profiles/paper.yaml's header assumed before any GPU ran this: per model at 224 px,
+# bf16, batch 64, on an H100-class GPU; evaluation three times as fast
+ASSUMED = {"train": 2500.0, "eval": 7500.0, "setup_s": 5.0, "checkpoint_s": 0.5,
+           "two_at_once": 1.0}
+SIZES = {
+    # the paper's images and models; two epochs timed after one untimed
+    "full": {"arch": "resnet50", "image_size": None, "photo": (500, 375), "train": 2048,
+             "val": 256, "test": 512, "classes": 100, "epochs": 2, "batch": 64},
+    # every part on a CPU in seconds (the trainer's and the feed's code, not their speed)
+    "tiny": {"arch": "test_resnet", "image_size": 32, "photo": (60, 44), "train": 16,
+             "val": 8, "test": 8, "classes": 2, "epochs": 1, "batch": 4},
+}
+SMALL_SHM = 256 * 2**20  # below this, DataLoader workers risk a bus error (docs/speed.md)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="build/gpu-check.json")
+    p.add_argument("--out", default=str(OUT), help="the JSON report")
+    p.add_argument("--markdown", default=str(MARKDOWN), help="the report as a docs page")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--arch", default="resnet50")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--resize", type=int, default=256, help="the recipe's Resize (shorter side)")
-    p.add_argument("--photo-size", type=int, nargs=2, default=(500, 375),
-                   help="width and height of the generated JPEGs")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--train-images", type=int, default=640)
-    p.add_argument("--eval-images", type=int, default=256)
-    p.add_argument("--classes", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--steps", type=int, default=20, help="timed steps of the files-path part")
-    p.add_argument("--workers", type=int, default=None,
-                   help="DataLoader workers (default: from the cores, at most 8)")
+    p.add_argument("--tiny", action="store_true", help="toy sizes (with --device cpu: tests)")
+    p.add_argument("--assumed", action="store_true",
+                   help="write the files from the assumed rates; measure nothing")
+    p.add_argument("--budget-s", type=float, default=280.0,
+                   help="stop starting parts after this many seconds (default 280)")
+    # the role of a child process of part 4
+    p.add_argument("--concurrent", nargs=3, metavar=("PREPARED", "BARRIER", "RESULT"),
+                   help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def _pictures(n: int, size: int, seed: int) -> np.ndarray:
-    """Smooth random colour images (N, 3, size, size): decodable and not trivially small."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (n, 3, max(2, size // 16), max(2, size // 16)),
-                          dtype=np.uint8)
-    up = torch.nn.functional.interpolate(torch.from_numpy(coarse).float(), size=size,
-                                         mode="bilinear", align_corners=False)
-    return up.round().clamp(0, 255).to(torch.uint8).numpy()
+def machine(device: torch.device) -> dict[str, Any]:
+    cuda = device.type == "cuda"
+    return {"gpu": torch.cuda.get_device_name(device) if cuda else None,
+            "gpu_memory_bytes": torch.cuda.get_device_properties(device).total_memory
+            if cuda else None,
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
+            "shm_bytes": shutil.disk_usage("/dev/shm").total
+            if Path("/dev/shm").is_dir() else None}
 
 
-def tensor_target(a: argparse.Namespace) -> Splits:
-    images = _pictures(a.train_images + 2 * a.eval_images, a.image_size, 0)
-    labels = torch.from_numpy(np.arange(len(images)) % a.classes)
-    parts = np.split(np.arange(len(images)), [a.train_images, a.train_images + a.eval_images])
+# ---- 1. data ---------------------------------------------------------------------------------
 
-    def make(idx, augment=None):
-        return TensorImageDataset(torch.from_numpy(images[idx]), labels[idx], MEAN, STD, augment)
+def _photos(root: Path, size: dict[str, Any]) -> None:
+    """JPEGs in ``root/<split>/<class>/``: smooth colour fields with grain, photo-sized."""
+    from PIL import Image
 
-    return Splits("synthetic-224", make(parts[0], BatchAugment(pad=16, flip=True)),
-                  make(parts[1]), make(parts[2]), [str(c) for c in range(a.classes)])
-
-
-def training_part(a: argparse.Namespace, device: torch.device) -> dict:
-    splits = tensor_target(a)
-    sources = [SourceSpec(name=f"random{j}", arch=a.arch, weights=None) for j in range(2)]
-    recipe = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, progress=False,
-                         device=str(device))
-    setup = Setup(name=f"synthetic {a.image_size} px, 2 x {a.arch}", sources=sources,
-                  splits=splits, lam=0.2, freeze_bn_stats=False, pso={}, fitness=recipe,
-                  final=recipe, scheme=(0, 0))
-    ref = load_reference()
-    with tempfile.TemporaryDirectory(prefix="amcf-gpu-check-") as tmp:
-        files = ref.file_splits(splits, Path(tmp))
-        # the reference decodes in its own process, as the authors' script does
-        return compare_training(setup, ref, files, epochs=a.epochs, device=device)
+    rng = np.random.default_rng(0)
+    w, h = size["photo"]
+    for split in ("train", "val", "test"):
+        for i in range(size[split]):
+            folder = root / split / f"c{i % size['classes']:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            coarse = rng.integers(0, 256, (h // 16 + 2, w // 16 + 2, 3), dtype=np.uint8)
+            img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BILINEAR))
+            grain = rng.integers(-12, 12, img.shape)
+            Image.fromarray(np.clip(img + grain, 0, 255).astype(np.uint8)).save(
+                folder / f"{i:05d}.jpg", quality=90)
 
 
-def _photos(root: Path, n: int, classes: int, size: tuple[int, int]) -> None:
-    w, h = size
-    side = max(w, h)
-    pics = _pictures(n, side, 1)
-    for i in range(n):
-        folder = root / f"c{i % classes:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        img = Image.fromarray(pics[i].transpose(1, 2, 0)).crop((0, 0, w, h))
-        img.save(folder / f"{i:05d}.jpg", quality=90)
+def prepare(root: Path, out: Path, image_size: int | None) -> Path:
+    """The photos as the paper profile prepares a dataset: split, decoded once into views."""
+    from compendium.data.commands import paper_sizes
+    from compendium.data.folder import load_entries, scan
+    from compendium.data.prepared import Prepared, write_prepared
+    from compendium.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    [entry] = load_entries([{"name": "photos", "kind": "folder", "path": str(root),
+                             "mode": "files"}])
+    classes, files, labels, split = scan(entry)
+    root = root.resolve()
+    prep = Prepared(classes=classes, labels=labels, split=split,
+                    ids=[str(f.resolve().relative_to(root)) for f in files], root=root,
+                    transform="paper", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                    meta=paper_sizes(image_size))
+    write_prepared(out / "photos", {"name": "photos", "role": "target"}, prep, "")
+    return out
 
 
-def _step(models, opts, x, y, amp: bool, channels_last: bool):
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
-    with autocast:
-        logits = [m(x) for m in models]
-    loss = collaborative_loss([z.float() for z in logits], y, 0.2)
-    for o in opts:
-        o.zero_grad(set_to_none=True)
-    loss.backward()
-    for o in opts:
-        o.step()
+# ---- 2. training and evaluation -----------------------------------------------------------
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def files_part(a: argparse.Namespace, device: torch.device, workers: int) -> dict:
+def _models(arch: str, classes: int) -> list[torch.nn.Module]:
     import timm
 
-    cuda = device.type == "cuda"
-    with tempfile.TemporaryDirectory(prefix="amcf-gpu-check-files-") as tmp:
-        root, out = Path(tmp) / "photos", Path(tmp) / "prepared"
-        n = a.batch_size * (a.steps + 4)
-        start = time.perf_counter()
-        _photos(root, n, a.classes, tuple(a.photo_size))
-        generate_s = time.perf_counter() - start
-        [entry] = load_entries([{"name": "photos", "kind": "folder", "path": str(root),
-                                 "mode": "files", "test_fraction": 0.05, "val_fraction": 0.05}])
-        start = time.perf_counter()
-        prepare_folder(entry, out)
-        prepare_s = time.perf_counter() - start
-        splits = load_splits("photos", out, image_size=a.image_size, resize=a.resize)
-
-        torch.manual_seed(0)
-        models = [timm.create_model(a.arch, num_classes=len(splits.classes)).to(device)
-                  for _ in range(2)]
-        for m in models:
-            if cuda:
-                m.to(memory_format=torch.channels_last)
-            m.train()
-        opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
-                                fused=True if cuda else None) for m in models]
-        generator = torch.Generator().manual_seed(0)
-
-        def batches():
-            while True:
-                yield from iterate_batches(splits.train, a.batch_size, train=True,
-                                           generator=generator, device=device,
-                                           num_workers=workers)
-
-        feed = batches()
-        for _ in range(3):  # warm-up: workers start, cuDNN picks its kernels
-            _step(models, opts, *next(feed), cuda, cuda)
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(a.steps):
-            _step(models, opts, *next(feed), cuda, cuda)
-        _sync(device)
-        real = (time.perf_counter() - start) / a.steps
-
-        x, y = next(feed)
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(a.steps):
-            _step(models, opts, x, y, cuda, cuda)
-        _sync(device)
-        resident = (time.perf_counter() - start) / a.steps
-
-        loader_rate = _loader_rate(splits.train, a, workers, persistent=True)
-        originals = FileImageDataset(root, [str(p.relative_to(root)) for p in
-                                            sorted(root.rglob("*.jpg"))],
-                                     [0] * n, paper_transform(True, a.image_size, a.resize))
-        authors_rate = _loader_rate(originals, a, workers, persistent=False)
-    return {"images": n, "photo_size": list(a.photo_size), "generate_s": generate_s,
-            "prepare_s": prepare_s, "workers": workers,
-            "step_s_real_data": real, "step_s_resident_batch": resident,
-            "gpu_busy_share": resident / real,
-            "train_images_per_s_real_data": a.batch_size / real,
-            "decode_images_per_s_stored_256_persistent": loader_rate,
-            "decode_images_per_s_full_size_new_loader_each_epoch": authors_rate}
+    torch.manual_seed(0)
+    return [timm.create_model(arch, num_classes=classes) for _ in range(2)]
 
 
-def _loader_rate(dataset, a: argparse.Namespace, workers: int, *, persistent: bool) -> float:
-    """Images/s a data pipeline delivers on its own: two passes, no model."""
-    seen, start = 0, time.perf_counter()
-    for epoch in range(2):
-        if persistent:
-            batches = iterate_batches(dataset, a.batch_size, train=True,
-                                      generator=torch.Generator().manual_seed(epoch),
-                                      num_workers=workers)
-        else:
-            batches = torch.utils.data.DataLoader(dataset, batch_size=a.batch_size,
-                                                  shuffle=True, num_workers=workers)
-        for x, _ in batches:
-            seen += x.shape[0]
-    return seen / (time.perf_counter() - start)
+def _recipe(size: dict[str, Any], device: torch.device, workers: int):
+    from amcf.train.config import TrainConfig
+
+    return TrainConfig(epochs=size["epochs"], batch_size=size["batch"], num_workers=workers,
+                       device=str(device), progress=False)
+
+
+def measure_training(prepared: Path, size: dict[str, Any], device: torch.device,
+                     workers: int) -> tuple[dict[str, Any], list[torch.nn.Module]]:
+    """Rates of the trainer on the files path, after one untimed epoch; the trained models."""
+    from amcf.train.fit import fit
+    from compendium.data.prepared import load_splits
+
+    splits = load_splits("photos", prepared)
+    config = _recipe(size, device, workers)
+    # untimed: the workers start, cuDNN picks its kernels, the allocator grows
+    fit(_models(size["arch"], len(splits.classes)), splits, config.model_copy(
+        update={"epochs": 1}))
+    models = _models(size["arch"], len(splits.classes))
+    start = time.perf_counter()
+    result = fit(models, splits, config)
+    wall = time.perf_counter() - start
+    b = result.breakdown
+    return {"epochs": size["epochs"], "batch_size": size["batch"], "eval_batch_size": max(
+                256, size["batch"]), "workers": workers, "models": 2,
+            "train_images": b["train_images"], "eval_images": b["eval_images"],
+            "train_images_per_s": b["train_images"] / b["train_s"],
+            "eval_images_per_s": b["eval_images"] / b["eval_s"],
+            "setup_s": max(0.0, wall - sum(r["seconds"] for r in result.history))}, models
+
+
+# ---- 3. a checkpoint ------------------------------------------------------------------------
+
+def measure_checkpoint(models: list[torch.nn.Module], folder: Path,
+                       device: torch.device) -> dict[str, Any]:
+    """One resume checkpoint of ``models`` (weights and SGD momentum), as fit writes it."""
+    from amcf.train import state
+
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in models]
+    for m, opt in zip(models, optimizers, strict=True):
+        for p in m.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()  # allocates the momentum buffers a real checkpoint carries
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    path = folder / "checkpoint.pt"
+    start = time.perf_counter()
+    state.save_resume_state(path, models=[m.state_dict() for m in models],
+                            optimizers=[o.state_dict() for o in optimizers])
+    seconds = time.perf_counter() - start
+    return {"bytes": path.stat().st_size, "seconds": seconds, "models": len(models)}
+
+
+# ---- 4. two trainings at once ---------------------------------------------------------------
+
+def concurrent_child(prepared: Path, barrier: Path, result: Path, size: dict[str, Any],
+                     device: torch.device, workers: int) -> None:
+    """One of part 4's two processes: warm up, wait for the other, train, report."""
+    from amcf.train.fit import fit
+    from compendium.data.prepared import load_splits
+
+    splits = load_splits("photos", prepared)
+    config = _recipe(size, device, workers)
+    fit(_models(size["arch"], len(splits.classes)), splits, config.model_copy(
+        update={"epochs": 1}))
+    mine = barrier / f"ready-{os.getpid()}"
+    mine.touch()
+    deadline = time.monotonic() + 120
+    while len(list(barrier.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out = fit(_models(size["arch"], len(splits.classes)), splits, config)
+    b = out.breakdown
+    write_json(result, {"train_images_per_s": b["train_images"] / b["train_s"],
+                        "eval_images_per_s": b["eval_images"] / b["eval_s"]})
+
+
+def measure_two_at_once(prepared: Path, folder: Path, args: argparse.Namespace,
+                        timeout: float) -> dict[str, Any]:
+    """Two processes train at once; their combined training images/s."""
+    barrier = folder / "barrier"
+    barrier.mkdir()
+    results = [folder / f"run{k}.json" for k in range(2)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--device", args.device]
+    cmd += ["--tiny"] if args.tiny else []
+    procs = [subprocess.Popen(cmd + ["--concurrent", str(prepared), str(barrier), str(r)])
+             for r in results]
+    failed = []
+    deadline = time.monotonic() + timeout  # one deadline: the two run side by side
+    for proc in procs:
+        try:
+            if proc.wait(timeout=max(1.0, deadline - time.monotonic())) != 0:
+                failed.append(f"exit {proc.returncode}")
+        except subprocess.TimeoutExpired:
+            failed.append("out of time")
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if failed or not all(r.is_file() for r in results):
+        return {"error": ", ".join(failed) or "no result"}
+    each = [json.loads(r.read_text()) for r in results]
+    return {"train_images_per_s_each": [e["train_images_per_s"] for e in each],
+            "train_images_per_s_combined": sum(e["train_images_per_s"] for e in each)}
+
+
+# ---- 5. the campaign ------------------------------------------------------------------------
+
+def rates_of(report: dict[str, Any]) -> dict[str, float]:
+    """Per-model rates for :func:`benchmarks.campaign.campaign_hours` from a report's parts."""
+    t, c = report["training"], report["checkpoint"]
+    two = report.get("two_at_once", {})
+    single = t["train_images_per_s"]
+    combined = two.get("train_images_per_s_combined")
+    return {"train": t["models"] * single, "eval": t["models"] * t["eval_images_per_s"],
+            "setup_s": t["setup_s"], "checkpoint_s": c["seconds"] / c["models"],
+            "two_at_once": combined / single if combined else 1.0}
+
+
+def campaign(rates: dict[str, float]) -> dict[str, Any]:
+    from compendium.params import load_params
+
+    return campaign_hours(load_params(PROFILE), rates)
+
+
+def render(report: dict[str, Any]) -> str:
+    """``docs/gpu-check.md``: the report as a page the docs quote."""
+    c, rates = report["campaign"], report["rates"]
+    lines = ["# GPU check: measured rates and the paper profile's GPU-hours", "",
+             "[Back to speed](speed.md). Written by `benchmarks/gpu_check.py` (`make "
+             "gpu-check`) with `benchmarks/gpu-check.json`; do not edit by hand.", ""]
+    if report.get("measured"):
+        m = report["machine"]
+        lines += [f"Measured on {m['gpu'] or m['cpu']} ({m['cores']} CPU cores, torch "
+                  f"{m['torch']}, CUDA {m['cuda']}), {report['date']}, in "
+                  f"{report['wall_s']:.0f} s.", ""]
+        t, ck, two = report["training"], report["checkpoint"], report["two_at_once"]
+        shared = (f"{rates['two_at_once']:.2f} x the training throughput of one"
+                  if "error" not in two else f"not measured ({two['error']})")
+        lines += ["| measured | |", "|---|---|",
+                  f"| training, 2 x {report['arch']} at {report['image_size']} px, batch "
+                  f"{t['batch_size']}, "
+                  f"{t['workers']} workers | {t['train_images_per_s']:.0f} images/s |",
+                  f"| evaluation, batch {t['eval_batch_size']} | "
+                  f"{t['eval_images_per_s']:.0f} images/s |",
+                  f"| set-up of one training | {t['setup_s']:.1f} s |",
+                  f"| resume checkpoint of the pair (weights, momentum) | "
+                  f"{ck['bytes'] / 1e9:.2f} GB in {ck['seconds']:.2f} s |",
+                  f"| two trainings at once on the GPU | {shared} |", ""]
+    else:
+        lines += ["**No GPU has run `make gpu-check` yet.** The hours below use the rates "
+                  "that profiles/paper.yaml's header assumes, not measurements: "
+                  f"{rates['train']:.0f} training and {rates['eval']:.0f} evaluation images/s "
+                  f"per model, {rates['setup_s']:.0f} s of set-up per training, "
+                  f"{rates['checkpoint_s']:.1f} s per checkpoint and model, one training per "
+                  "GPU at a time. Run `make gpu-check` on a CUDA machine and commit the two "
+                  "files it writes.", ""]
+    lines += ["| target | train / val / test images | search@ | amcf@ | baselines@ | "
+              "ablations@ | GPU-hours |", "|---|---|---|---|---|---|---|"]
+    for name, t in c["targets"].items():
+        n = t["images"]
+        approx = " (approx.)" if name in c["approximate_sizes"] else ""
+        lines.append(f"| {name} | {n['train']:,} / {n['val']:,} / {n['test']:,}{approx} | "
+                     f"{t['search']:.1f} | {t['amcf']:.1f} | {t['baselines']:.1f} | "
+                     f"{t['ablations']:.1f} | {t['total']:.1f} |")
+    for name, hours in c["pretrain"].items():
+        lines.append(f"| pretrain@{name} | | | | | | {hours:.1f} |")
+    lines += ["", f"In all **{c['total']:.0f} GPU-hours** with one training per GPU at a time"
+              + (f", {c['total_two_per_gpu']:.0f} with two per GPU"
+                 if rates["two_at_once"] != 1.0 else "")
+              + f" (about {c['total_two_per_gpu'] / 24:.1f} days on one GPU, "
+              f"{c['total_two_per_gpu'] / 24 / 8:.1f} on eight).", "",
+              "Counted per target (`benchmarks/campaign.py`, from profiles/paper.yaml): "
+              + "; ".join(f"{r['stage']} {r['what']}: {r['count']} x {r['models']} model(s) x "
+                          f"{r['epochs']} epochs" for r in c["trainings_per_target"])
+              + ". Each training evaluates validation every epoch and, except the fitness "
+              "calls, the test split too, and writes a resume checkpoint every "
+              "`checkpoint_every` epochs. Upper bounds: frozen layers (fitness calls, linear "
+              "probes) are charged as full training, and the search's memo is ignored.", ""]
+    return "\n".join(lines)
+
+
+def write(report: dict[str, Any], args: argparse.Namespace) -> None:
+    write_json(args.out, report)
+    write_text(args.markdown, render(report))
+    print(f"wrote {args.out} and {args.markdown}")
+
+
+def _workers(args: argparse.Namespace, shm: int | None) -> int:
+    from compendium.params import load_params
+
+    workers = 1 if args.tiny else load_params(PROFILE).final.train.workers()
+    if workers and shm is not None and shm < SMALL_SHM:
+        print(f"gpu-check: /dev/shm holds only {shm / 2**20:.0f} MiB; DataLoader workers "
+              "could die of a bus error, so this check runs without them (give a container "
+              "--shm-size=1g)", file=sys.stderr)
+        return 0
+    return workers
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = _args(argv)
-    device = torch.device(a.device)
+    args = _args(argv)
+    if args.assumed:
+        write({"measured": False, "rates": ASSUMED, "campaign": campaign(ASSUMED)}, args)
+        return 0
+    device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu-check: no CUDA device is visible (torch.cuda.is_available() is False). "
               "Run it on a machine with an NVIDIA GPU and the CUDA build of torch; "
               "`amcf bench` is the CPU comparison.", file=sys.stderr)
         return 2
-    workers = a.workers if a.workers is not None else min(8, max(0, usable_cores() - 1))
+    size = SIZES["tiny" if args.tiny else "full"]
+    host = machine(device)
+    workers = _workers(args, host["shm_bytes"])
+    if args.concurrent:
+        prepared, barrier, result = (Path(p) for p in args.concurrent)
+        concurrent_child(prepared, barrier, result, size, device, workers)
+        return 0
     started = time.perf_counter()
-    report = {"machine": machine(), "device": str(device), "arch": a.arch,
-              "image_size": a.image_size, "batch_size": a.batch_size}
-    print(f"gpu-check on {report['machine']['cuda'] or report['machine']['cpu']}: training "
-          f"2 x {a.arch} at {a.image_size} px, reference vs amcf ...", flush=True)
-    report["training"] = training_part(a, device)
-    report["train_ratio"] = report["training"]["train_ratio"]
-    print(f"  training images/s: reference "
-          f"{report['training']['reference']['train_images_per_s']:.0f}, amcf "
-          f"{report['training']['amcf']['train_images_per_s']:.0f} "
-          f"(ratio {report['train_ratio']:.2f})", flush=True)
-    print("files path with JPEG decoding ...", flush=True)
-    report["files"] = files_part(a, device, workers)
-    report["gpu_busy_share"] = report["files"]["gpu_busy_share"]
+    report: dict[str, Any] = {"measured": True, "date": time.strftime("%Y-%m-%d"),
+                              "machine": host, "device": str(device), "arch": size["arch"],
+                              "image_size": size["image_size"] or 224}
+    print(f"gpu-check on {host['gpu'] or host['cpu']}: 2 x {size['arch']}, files path with "
+          f"{workers} workers", flush=True)
+    with tempfile.TemporaryDirectory(prefix="amcf-gpu-check-") as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        _photos(tmp / "photos", size)
+        prepared = prepare(tmp / "photos", tmp / "prepared", size["image_size"])
+        report["data"] = {"images": size["train"] + size["val"] + size["test"],
+                          "photo_size": list(size["photo"]),
+                          "generate_and_prepare_s": time.perf_counter() - t0}
+        print(f"  data: {report['data']['images']} photos generated and prepared in "
+              f"{report['data']['generate_and_prepare_s']:.0f} s", flush=True)
+        report["training"], models = measure_training(prepared, size, device, workers)
+        print(f"  training {report['training']['train_images_per_s']:.0f} images/s, "
+              f"evaluation {report['training']['eval_images_per_s']:.0f} images/s", flush=True)
+        report["checkpoint"] = measure_checkpoint(models, tmp, device)
+        print(f"  checkpoint {report['checkpoint']['bytes'] / 1e9:.2f} GB in "
+              f"{report['checkpoint']['seconds']:.2f} s", flush=True)
+        del models
+        from amcf.datasets import release_loaders
+
+        release_loaders()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        left = args.budget_s - (time.perf_counter() - started)
+        report["two_at_once"] = (measure_two_at_once(prepared, tmp, args, left - 10)
+                                 if left > 30 else {"error": "out of time"})
+        print(f"  two at once: {report['two_at_once']}", flush=True)
+    report["rates"] = rates_of(report)
+    report["campaign"] = campaign(report["rates"])
     report["wall_s"] = time.perf_counter() - started
-    print(f"  step with real data {1000 * report['files']['step_s_real_data']:.1f} ms, with a "
-          f"resident batch {1000 * report['files']['step_s_resident_batch']:.1f} ms: GPU busy "
-          f"{100 * report['gpu_busy_share']:.0f} %; decode "
-          f"{report['files']['decode_images_per_s_stored_256_persistent']:.0f} img/s stored "
-          f"vs {report['files']['decode_images_per_s_full_size_new_loader_each_epoch']:.0f} "
-          f"img/s full size", flush=True)
-    write_json(a.out, report)
-    print(json.dumps({k: report[k] for k in ("train_ratio", "gpu_busy_share", "wall_s")}))
-    print(f"wrote {a.out}")
+    print(f"  the paper profile: {report['campaign']['total']:.0f} GPU-hours "
+          f"({report['campaign']['total_two_per_gpu']:.0f} with two trainings per GPU)")
+    write(report, args)
     return 0
 
 

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     fetch = cmds.add_parser("fetch", help="fetch raw inputs into data/, verified")
     common(fetch)
     fetch.add_argument("--mirror", help="local mirror folder (default: $AMCF_DATA_MIRROR)")
+    fetch.add_argument("--dry-run", action="store_true",
+                       help="print the disk plan (every copy of the data) and stop")
     prep = cmds.add_parser("prepare", help="decode, split and describe datasets")
     common(prep)
     prep.add_argument("--out", default="build/data", help="output root (default: build/data)")
@@ -43,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--results", default=None,
                       help="the datasets' committed summaries (splits.json, card.md, samples); "
                       "default: results/<profile>/data, as the prepare@ stages")
+    prep.add_argument("--max-damaged", type=int, default=None, metavar="N",
+                      help="images that cannot be decoded a dataset may leave out (default: "
+                      "0.1 %% of its images, at least one)")
     lst = cmds.add_parser("list", help="list known datasets")
     lst.add_argument("--profile", choices=["embedded", "paper"], default=None)
     data.set_defaults(handler=run_data)
@@ -60,9 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     params = sub.add_parser("params", help="validate params.yaml or a profile")
     pcmds = params.add_subparsers(dest="command", required=True)
     check = pcmds.add_parser("check", help="check params files against the schema "
-                             "(compendium/params.py), weights files included")
+                             "(compendium/params.py), weights files included, and that "
+                             "this machine has the device their recipes require")
     check.add_argument("files", nargs="*", default=["params.yaml"], metavar="FILE")
-    params.set_defaults(handler=lambda a: _params_check(a.files))
+    check.add_argument("--no-device", action="store_true",
+                       help="check the schema only, not that this machine has the device the "
+                       "recipes require (e.g. the paper profile's CUDA)")
+    params.set_defaults(handler=lambda a: _params_check(a.files, not a.no_device))
 
     num = sub.add_parser("numerics", help="the numerical policy: same CPU results on any "
                          "x86-64 CPU with AVX2 (amcf/numerics.py)")
@@ -137,10 +146,10 @@ def _notebook(args: argparse.Namespace) -> int:
     return notebook_main([args.notebook, args.output, *args.flags])
 
 
-def _params_check(files: list[str]) -> int:
+def _params_check(files: list[str], device: bool = True) -> int:
     from compendium.params import check
 
-    return check(files)
+    return check(files, device)
 
 
 def _numerics(args: argparse.Namespace) -> int:
@@ -197,8 +206,12 @@ def run_data(args: argparse.Namespace) -> int:
         _list(args.profile)
     elif args.command == "fetch":
         start = time.perf_counter()
-        commands.fetch(args.profile, args.only, args.data_dir, args.mirror)
-        print(f"fetch done in {time.perf_counter() - start:.1f} s")
+        from compendium.hub_weights import hub_assets
+
+        commands.fetch(args.profile, args.only, args.data_dir, args.mirror,
+                       dry_run=args.dry_run, extra=hub_assets(args.profile))
+        if not args.dry_run:
+            print(f"fetch done in {time.perf_counter() - start:.1f} s")
     elif args.command == "prepare":
         from compendium.data.folder import load_entries
         from compendium.stages.prepare import prepare_stage
@@ -217,7 +230,7 @@ def run_data(args: argparse.Namespace) -> int:
                              *((e.name, e) for e in own)]:
             start = time.perf_counter()
             done = prepare_stage(name, args.profile, data_dir, args.out, results_dir,
-                                 folder=folder)
+                                 folder=folder, max_damaged=args.max_damaged)
             print(f"prepared {name} -> {done['prepared']} and {Path(results_dir) / name} in "
                   f"{time.perf_counter() - start:.1f} s")
     return 0

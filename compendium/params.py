@@ -24,6 +24,7 @@ from pydantic import (
 
 from amcf.search.settings import SwarmSettings
 from amcf.train.config import FITNESS_SCORES, FitnessConfig, TrainConfig
+from amcf.train.cuda import CudaUnavailable, require_cuda, requires_cuda
 from compendium.methods.entry import Method, by_run, check_options
 from compendium.methods.registry import ABLATION_RUNS, ABLATIONS, BASELINE_RUNS, BASELINES
 
@@ -74,6 +75,8 @@ class DatasetEntry(_Strict):
     # --- rehearsal branch: what prepare@ depends on, and the files-mode image size ---
     raw: str  # the folder of its raw inputs (compendium.data.raw)
     image_size: int | None = Field(None, ge=8)  # files mode: the crop (None: the paper's 224)
+    # damaged images it may leave out (None: 0.1 % of them, at least one)
+    max_damaged: int | None = Field(None, ge=0)
 
 
 class PretrainEntry(_Strict):
@@ -204,6 +207,11 @@ class Params(_Strict):
             _checked(f"pretrain.{name}", SourceSpec, name=name, arch=entry.arch,
                      weights=entry.init)
             _weights_file(f"pretrain.{name}.init", entry.init, set())
+        for where, recipe in self.recipes().items():
+            if recipe.device.startswith("cuda:"):
+                raise ValueError(f"{where}.device: {recipe.device!r} names one GPU; use "
+                                 "'cuda': each training runs on the GPU it is given (Ray "
+                                 "sets CUDA_VISIBLE_DEVICES), which it sees as the first")
         if self.report.featured_target not in self.targets:
             raise ValueError(f"report.featured_target {self.report.featured_target!r} is not "
                              f"one of the targets {list(self.targets)}")
@@ -213,6 +221,18 @@ class Params(_Strict):
     def seeds(self) -> list[int]:
         """The seeds of the final runs (``final.seeds``)."""
         return self.final.seeds
+
+    def recipes(self) -> dict[str, TrainConfig]:
+        """Every training recipe of the profile, by its key path."""
+        return {**{f"pretrain.{name}.train": e.train for name, e in self.pretrain.items()},
+                "search.fitness": self.search.fitness, "final.train": self.final.train}
+
+    @property
+    def requires_cuda(self) -> bool:
+        """Whether a recipe asks for CUDA (``device: cuda``, the paper profile): then every
+        training stage, ``amcf params check`` and ``amcf cluster-run`` refuse a machine where
+        CUDA does not work, rather than train on its CPU."""
+        return any(requires_cuda(r.device) for r in self.recipes().values())
 
 
 # ---- checks that need more than one field (faults branch) ----------------------------------
@@ -298,17 +318,62 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
         raise ParamsError("\n".join(lines)) from None
 
 
-def check(paths: list[str]) -> int:
-    """``amcf params check [FILE ...]``: 0 when every file follows the schema, else 2."""
+def require_device(params: Params, what: str) -> None:
+    """Raise :class:`CudaUnavailable` when ``params`` requires CUDA and it does not work here."""
+    if params.requires_cuda:
+        require_cuda(f"{what} (profile {params.profile}: its recipes say device: cuda)")
+
+
+def recipe_devices(tree: Any) -> dict[str, str]:
+    """The ``device`` each training recipe of a params tree (as read from YAML) names."""
+    if not isinstance(tree, dict):
+        return {}
+    recipes = {f"pretrain.{name}.train": (entry or {}).get("train")
+               for name, entry in (tree.get("pretrain") or {}).items()
+               if isinstance(entry, dict)}
+    recipes["search.fitness"] = (tree.get("search") or {}).get("fitness")
+    recipes["final.train"] = (tree.get("final") or {}).get("train")
+    return {where: str(r.get("device", "auto")) for where, r in recipes.items()
+            if isinstance(r, dict)}
+
+
+def launch_problem(path: str | os.PathLike = "params.yaml", remote: bool = False) -> str | None:
+    """Why the trainings of the profile in ``path`` cannot run from here (their recipes
+    require CUDA and it does not work), or None: ``amcf cluster-run``'s first step. The
+    schema is ``amcf params check``'s job (and every stage's); with ``remote`` the trainings
+    run on a Ray cluster's nodes, where each training stage checks CUDA on its own node."""
+    path = Path(path)
+    if remote or not path.is_file():
+        return None
+    try:
+        tree = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_12_floats())  # noqa: S506
+    except yaml.YAMLError as err:
+        return f"{path} is not valid YAML: {err}"
+    cuda = [where for where, device in recipe_devices(tree).items() if requires_cuda(device)]
+    if not cuda:
+        return None
+    try:
+        require_cuda(f"amcf cluster-run ({path}: device cuda in {', '.join(cuda)})")
+    except CudaUnavailable as err:
+        return str(err)
+    return None
+
+
+def check(paths: list[str], device: bool = True) -> int:
+    """``amcf params check [FILE ...]``: 0 when every file follows the schema and, with
+    ``device``, this machine has the device its recipes require; else 2."""
     import sys
 
     status = 0
     for path in paths or ["params.yaml"]:
         try:
             params = load_params(path)
+            if device:
+                require_device(params, str(path))
             print(f"{path}: profile {params.profile}, {len(params.targets)} targets, "
-                  f"{len(params.amcf.sources)} sources, {len(params.seeds)} seeds: ok")
-        except ValueError as err:  # ParamsError, and the schema's own checks
+                  f"{len(params.amcf.sources)} sources, {len(params.seeds)} seeds"
+                  f"{', CUDA' if params.requires_cuda and device else ''}: ok")
+        except (ValueError, CudaUnavailable) as err:  # ParamsError, the schema's checks
             print(f"amcf params: error: {err}", file=sys.stderr)
             status = 2
     return status

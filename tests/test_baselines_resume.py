@@ -42,7 +42,8 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_killed_run_resumes_bit_identically(name, digits, make_cnn, tmp_path):
     build, objective = CASES[name]
-    config = TrainConfig(epochs=2, batch_size=128, progress=False, eval_test=False)
+    config = TrainConfig(epochs=2, batch_size=128, progress=False, eval_test=False,
+                         checkpoint_every=1)
     whole = build(make_cnn)
     fit([whole], digits, config, objective(), out_dir=tmp_path / "whole")
     with pytest.raises(_Kill):

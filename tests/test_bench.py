@@ -30,8 +30,6 @@ from benchmarks.sidebyside import (
     load_reference,
 )
 from benchmarks.stage_costs import stage_costs
-from compendium.data.folder import load_entries, prepare_folder
-from compendium.data.prepared import load_splits, read_info
 from compendium.data.transforms import FileImageDataset, paper_transform
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=0.05, progress=False, device="cpu")
@@ -191,30 +189,6 @@ def test_pooled_workers_give_the_batches_of_a_plain_pass(tmp_path):
     state = torch.get_rng_state()
     list(iterate_batches(data, 3, train=True, generator=torch.Generator().manual_seed(7)))
     assert torch.equal(state, torch.get_rng_state())  # the caller's stream is untouched
-
-
-def test_images_stored_at_prepare_time_read_as_resized_originals(tmp_path):
-    root = _photos(tmp_path / "p")
-    [entry] = load_entries([{"name": "pets", "kind": "folder", "path": str(root),
-                             "mode": "files", "test_fraction": 0.25, "val_fraction": 0.34}])
-    prepare_folder(entry, tmp_path / "out")
-    info = read_info("pets", tmp_path / "out")
-    assert info["stored"] == {"dir": "resized-256", "shorter_side": 256, "format": "png"}
-    splits = load_splits("pets", tmp_path / "out")
-    assert Path(splits.test.root).name == "resized-256"
-    ids = [row.split(",")[1] for row in
-           (tmp_path / "out/pets/manifest.csv").read_text().splitlines()[1:]]
-    split = [row.split(",")[4] for row in
-             (tmp_path / "out/pets/manifest.csv").read_text().splitlines()[1:]]
-    for name, train in (("test", False), ("train", True)):
-        mine = [i for i, s in zip(ids, split, strict=True) if s == name]
-        plain = FileImageDataset(root, mine, [0] * len(mine), paper_transform(train))
-        stored = getattr(splits, name)
-        for i in range(len(mine)):
-            torch.manual_seed(i)
-            a = plain[i][0]
-            torch.manual_seed(i)
-            assert torch.equal(a, stored[i][0])
 
 
 def test_stage_costs_split_a_stage_into_overhead_and_training(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from data_support import closed_port_url, serve, sha256
 
 from compendium.cli import main
+from compendium.data import download
 from compendium.data.errors import DataError
 from compendium.data.fetch import (
     FetchContext,
@@ -23,6 +24,7 @@ from compendium.data.registry import get_info
 def _no_proxy(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setattr(download, "BACKOFF_S", 0.0)  # a refused connection: retried at once
 
 
 @pytest.fixture
@@ -179,7 +181,9 @@ def test_prepare_refuses_a_file_that_is_neither_published_nor_pinned(tmp_path):
         check_inputs([RemoteFile("x/blob.bin", ("unused",), None)], tmp_path, "x")
 
 
-def test_paper_fetch_prints_the_disk_it_needs_before_downloading(tmp_path, monkeypatch):
+def test_paper_fetch_checks_the_whole_disk_plan_before_downloading(tmp_path, monkeypatch):
+    """Not only the download: the extraction, the prepared copies and the checkpoints must
+    fit too, or the disk fills up in prepare@."""
     import shutil
     from collections import namedtuple
 
@@ -187,10 +191,26 @@ def test_paper_fetch_prints_the_disk_it_needs_before_downloading(tmp_path, monke
 
     printed = []
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**12, 0, 10**9))
-    monkeypatch.setenv("AMCF_DATA_URL", closed_port_url())
-    with pytest.raises(DataError, match=r"1.0 GB free, but the download needs about 7.9 GB"):
-        commands.fetch("paper", data_dir=tmp_path / "downloads", log=printed.append)
-    assert len(printed) == 1 and "about 7.9 GB of archives" in printed[0]
-    assert "in all" in printed[0] and "1.0 GB free" in printed[0]
-    assert not any((tmp_path / "downloads").iterdir())
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**12, 0, 10 * 10**9))
+    monkeypatch.setenv("AMCF_DATA_URL", closed_port_url())  # no sizes from it: the registry's
+    with pytest.raises(DataError, match=r"the paper profile's data needs about 52.0 GB more on "
+                                        r"the disk that holds .*\(7.9 GB: 8 archives in "
+                                        r".*downloads; .* extracted folders in .*build/data; "
+                                        r".*uint8 views in .*build/data; .*checkpoints in "
+                                        r".*build/work\), which has 10.0 GB free: about 42.0 GB "
+                                        r"short. Fix: free space there, or pass --data-dir"):
+        commands.fetch("paper", data_dir=tmp_path / "downloads", build=tmp_path / "build",
+                       log=printed.append)
+    [plan] = printed
+    assert "uint8 views (256/224 px)  caltech256-60" in plan
+    assert plan.endswith("about 52.0 GB in all, 52.0 GB still to write (2 small files not "
+                         "counted)")
+    assert not (tmp_path / "downloads").exists()  # nothing fetched
+
+
+def test_a_dry_run_prints_the_plan_and_fetches_nothing(tmp_path, capsys):
+    assert main(["data", "fetch", "--profile", "paper", "--dry-run", "--data-dir",
+                 str(tmp_path / "downloads")]) == 0
+    out = capsys.readouterr().out
+    assert "extracted                 mit-indoor67" in out and "checkpoints" in out
+    assert not (tmp_path / "downloads").exists()

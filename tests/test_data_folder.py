@@ -7,6 +7,7 @@ import pytest
 from data_support import image_bytes
 
 from amcf.datasets import BatchAugment, TensorImageDataset
+from amcf.feed import DeviceFeed
 from compendium.cli import main
 from compendium.data.errors import DataError
 from compendium.data.folder import load_entries, prepare_folder
@@ -67,8 +68,11 @@ def test_files_mode_uses_the_paper_recipe(tmp_path):
                              "mode": "files"}])
     prepare_folder(entry, tmp_path / "out")
     splits = load_splits("f", tmp_path / "out")
-    assert isinstance(splits.train, FileImageDataset)
+    assert isinstance(splits.train, DeviceFeed) and splits.train.train
     assert splits.train[0][0].shape == (3, 224, 224)
+    # at other sizes than those prepared, the original files through PIL
+    other = load_splits("f", tmp_path / "out", image_size=32, resize=40)
+    assert isinstance(other.test, FileImageDataset) and other.test[0][0].shape == (3, 32, 32)
 
 
 def test_bad_entries_and_images_fail_with_the_fix(tmp_path):

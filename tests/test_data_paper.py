@@ -1,6 +1,7 @@
 """The paper datasets' real fetch-verify-extract-split code, on miniature archives built in
 each dataset's own layout and served over HTTP from 127.0.0.1."""
 
+import csv
 import dataclasses
 import io
 import json
@@ -14,12 +15,13 @@ import scipy.io
 import torch
 from data_support import image_bytes, md5, serve, sha256
 
-from compendium.data.commands import prepare_dataset
+from amcf.feed import DeviceFeed
+from compendium.data.commands import damaged_limit, prepare_dataset
 from compendium.data.errors import DataError
 from compendium.data.fetch import FetchContext, fetch_all
 from compendium.data.prepared import load_splits, read_info
 from compendium.data.registry import get_info
-from compendium.data.transforms import FileImageDataset
+from scripts.rehearsal import miniatures
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +53,12 @@ def _run(info, site, hashes, tmp_path):
         fetch_all(served.files, FetchContext(tmp_path / "data"))
     prepare_dataset(served, tmp_path / "data", tmp_path / "out")
     return load_splits(info.name, tmp_path / "out"), read_info(info.name, tmp_path / "out")
+
+
+def _ids(tmp_path: Path, name: str, split: str) -> list[str]:
+    """The raw image ids of one split, from the prepared dataset's manifest."""
+    with open(tmp_path / "out" / name / "manifest.csv", newline="") as f:
+        return [row["id"] for row in csv.DictReader(f) if row["split"] == split]
 
 
 def _check_sample(splits):
@@ -110,8 +118,8 @@ def test_mit_indoor67(tmp_path):
         "indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt")}, tmp_path)
     assert meta["counts"] == {"train": 27, "val": 3, "test": 6}
     assert splits.classes == classes
-    assert isinstance(splits.train, FileImageDataset)
-    assert sorted(splits.test.ids) == sorted(f"Images/{t}" for t in test)
+    assert isinstance(splits.train, DeviceFeed)
+    assert sorted(_ids(tmp_path, "mit-indoor67", "test")) == sorted(f"Images/{t}" for t in test)
     _check_sample(splits)
 
 
@@ -188,7 +196,8 @@ def test_caltech256_drops_clutter_and_keeps_n_per_class(tmp_path, n_train):
     val = n_train // 10
     assert meta["counts"] == {"train": 2 * (n_train - val), "val": 2 * val, "test": 4 + 7}
     assert splits.classes == ["ak47", "american-flag"]
-    assert not any("clutter" in f for f in splits.test.ids + splits.train.ids)
+    ids = _ids(tmp_path, info.name, "test") + _ids(tmp_path, info.name, "train")
+    assert not any("clutter" in f for f in ids)
     _check_sample(splits)
 
 
@@ -236,13 +245,68 @@ def test_truncated_archive_is_named_with_the_fix(tmp_path):
     assert not (tmp_path / "out/mit-indoor67/images").exists()  # nothing half-extracted
 
 
-def test_unreadable_image_in_archive_stops_prepare(tmp_path):
-    site = tmp_path / "site"
-    members = {f"Images/{c}/{i}.jpg": image_bytes(i) for c in "ab" for i in range(3)}
-    members["Images/b/2.jpg"] = b"\xff\xd8 not really a jpeg"
+def _miniature_mit(site: Path, damaged: str | None = None) -> None:
+    """The rehearsal's miniature MIT Indoor-67 under ``site``, with the image ``damaged``
+    (a path under Images/) cut off halfway, as a truncated JPEG in a real archive is."""
+    files = miniatures.mit_indoor67()
+    with tarfile.open(fileobj=io.BytesIO(files["mit-indoor67/indoorCVPR_09.tar"])) as tf:
+        members = {m.name: tf.extractfile(m).read() for m in tf.getmembers()}
+    if damaged is not None:
+        members[f"Images/{damaged}"] = members[f"Images/{damaged}"][:600]
     _tar(site / "indoorCVPR_09.tar", members)
-    (site / "TrainImages.txt").write_text("a/0.jpg\na/1.jpg\nb/0.jpg\nb/1.jpg\n")
-    (site / "TestImages.txt").write_text("a/2.jpg\nb/2.jpg\n")
-    with pytest.raises(DataError, match=r"unreadable image .*Images/b/2.jpg"):
-        _run(get_info("mit-indoor67"), site, {n: None for n in (
-            "indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt")}, tmp_path)
+    for name in ("TrainImages.txt", "TestImages.txt"):
+        (site / name).write_bytes(files[f"mit-indoor67/{name}"])
+
+
+_MIT = {n: None for n in ("indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt")}
+
+
+def _manifest(out: Path) -> list[tuple[str, ...]]:
+    rows = (out / "manifest.csv").read_text().splitlines()[1:]
+    return [tuple(r.split(",")[1:]) for r in rows]  # id, label, class, split (no index)
+
+
+def test_a_damaged_image_is_left_out_counted_and_named(tmp_path):
+    bad = "kitchen/kitchen_0003.jpg"
+    _miniature_mit(tmp_path / "clean" / "site")
+    _miniature_mit(tmp_path / "damaged" / "site", damaged=bad)
+    _, clean = _run(get_info("mit-indoor67"), tmp_path / "clean" / "site", _MIT,
+                    tmp_path / "clean")
+    _, meta = _run(get_info("mit-indoor67"), tmp_path / "damaged" / "site", _MIT,
+                   tmp_path / "damaged")
+    out_clean, out = tmp_path / "clean" / "out" / "mit-indoor67", tmp_path / "damaged" / "out" \
+        / "mit-indoor67"
+    rows = _manifest(out_clean)
+    [lost] = [r for r in rows if r[0] == f"Images/{bad}"]
+    assert _manifest(out) == [r for r in rows if r != lost]  # every other image: same split
+    assert sum(meta["counts"].values()) == sum(clean["counts"].values()) - 1
+    assert [d["id"] for d in meta["damaged_images"]] == [f"Images/{bad}"]
+    assert "truncated" in meta["damaged_images"][0]["error"].lower()
+    assert str(tmp_path) not in meta["damaged_images"][0]["error"]  # no machine's path
+    card = (out / "card.md").read_text()
+    assert "## Damaged images left out" in card
+    assert f"- `Images/{bad}` (drawn into {lost[3]}): OSError: Truncated File Read" in card
+    assert "Damaged" not in (out_clean / "card.md").read_text()
+    assert "damaged_images" not in clean
+    assert sum(len(np.load(f)) for f in (out / "views").glob("*.idx.npy")) == len(rows) - 1
+
+
+def test_more_damaged_images_than_allowed_stop_prepare(tmp_path):
+    _miniature_mit(tmp_path / "site", damaged="bakery/bakery_0001.jpg")
+    with pytest.raises(DataError, match=r"mit-indoor67: 1 of its 30 images cannot be decoded, "
+                                        r"more than the 0 it may leave out \(max_damaged is 0\)"
+                                        r": Images/bakery/bakery_0001.jpg \(OSError: "
+                                        r"Truncated File Read\)"
+                                        r".*fetching again gives the same bytes.*"
+                                        r"`max_damaged: 1` in datasets.mit-indoor67"):
+        with serve(tmp_path / "site") as url:
+            served = _served(get_info("mit-indoor67"), tmp_path / "site", url, _MIT)
+            fetch_all(served.files, FetchContext(tmp_path / "data"))
+        prepare_dataset(served, tmp_path / "data", tmp_path / "out", max_damaged=0)
+    out = tmp_path / "out" / "mit-indoor67"
+    assert not (out / "manifest.csv").exists() and not (out / "views").exists()
+
+
+def test_the_default_limit_is_a_thousandth_of_the_images():
+    assert [damaged_limit(None, n) for n in (30, 999, 2000, 29780)] == [1, 1, 2, 29]
+    assert damaged_limit(0, 29780) == 0 and damaged_limit(50, 30) == 50

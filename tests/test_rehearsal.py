@@ -121,9 +121,11 @@ def test_stand_in_weights_load_through_timms_pretrained_path(tmp_path, monkeypat
     assert model.get_classifier().out_features == 5
 
 
-def test_the_copy_is_the_working_tree_with_its_data_committed(tmp_path):
-    """`dvc status` in the rehearsal's copy must be clean although no rehearsal stage reads
-    data/ (found by the first rehearsal: data.dvc was 'not in cache' there)."""
+def test_the_copy_is_the_working_tree_as_a_fresh_clone(tmp_path, monkeypatch):
+    """The rehearsal's copy holds the working tree and no data/, as a new user's clone:
+    `amcf cluster-run` there leaves data.dvc, which no stage of the profile needs, as `dvc
+    repro` would (found by the first real run: it died committing data.dvc)."""
+    from compendium.pipeline.cluster import plan
     from scripts.rehearsal.run import copy_checkout
 
     src = tmp_path / "src"
@@ -145,5 +147,7 @@ def test_the_copy_is_the_working_tree_with_its_data_committed(tmp_path):
         os.environ["PATH"] = old_path
     assert (dest / "new-file.txt").read_text() == "not committed yet\n"
     assert (dest / "params.yaml").read_text() == REHEARSAL.read_text()
-    status = subprocess.run(["dvc", "status", "--quiet"], cwd=dest, env=env)
-    assert status.returncode == 0
+    assert (dest / "data.dvc").is_file() and not (dest / "data").exists()
+    monkeypatch.chdir(dest)  # as `amcf cluster-run` runs
+    stage_plan = plan(".")
+    assert stage_plan.absent == ["data.dvc"] and not stage_plan.sources + stage_plan.order

@@ -9,13 +9,16 @@ import pydantic
 import pytest
 import torch
 
+from amcf.io import torch_save
 from amcf.objective import MCLoss
+from amcf.train import state
 from amcf.train.config import TrainConfig
 from amcf.train.evaluate import evaluate
-from amcf.train.fit import TrainResult, fit
+from amcf.train.fit import TrainResult, checkpoint_due, fit
 from amcf.train.records import summarise
 
-FAST = dict(epochs=4, batch_size=64, lr=0.05, progress=False)
+# checkpoint_every=1: the kill tests below resume from the epoch they killed at
+FAST = dict(epochs=4, batch_size=64, lr=0.05, progress=False, checkpoint_every=1)
 
 
 def _models(make_cnn, k=2, seed=0):
@@ -88,7 +91,7 @@ class _Kill(Exception):
 
 
 def _kill_after(last: int):
-    """An epoch callback that "kills" the process once epoch ``last`` is checkpointed."""
+    """An epoch callback that "kills" the process once epoch ``last`` has finished."""
 
     def callback(epoch, row):
         if epoch == last:
@@ -116,6 +119,74 @@ def test_resume_after_kill_is_bit_identical(digits, make_cnn, tmp_path):
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
     # the resumed run's wall time counts the epochs before the kill too
     assert len(resumed.timing["epoch_seconds"]) == FAST["epochs"]
+
+
+def test_sparse_checkpoints_resume_bit_identically_from_the_latest(digits, make_cnn,
+                                                                     tmp_path, monkeypatch):
+    # the default interval (every 10 epochs or 10 minutes) writes no checkpoint in a run of
+    # seconds; every 3 epochs of 7: epochs 3 and 6, and the 7th as the run keeps its own
+    config = TrainConfig(**{**FAST, "epochs": 7, "checkpoint_every": 3,
+                            "checkpoint_minutes": None})
+    assert config.identity() == TrainConfig(**{**FAST, "epochs": 7}).identity()
+    written = []
+    save = state.save_resume_state
+    monkeypatch.setattr(state, "save_resume_state",
+                        lambda path, **p: (written.append(p["epoch"]), save(path, **p)))
+    whole_models = _models(make_cnn)
+    whole = fit(whole_models, digits, config, out_dir=tmp_path / "whole")
+    assert written == [3, 6, 7]
+    assert [p.name for p in (tmp_path / "whole").glob("*.pt")] == ["checkpoint.pt"]
+
+    written.clear()
+    with pytest.raises(_Kill):  # killed after epoch 5: the latest checkpoint is epoch 3's
+        fit(_models(make_cnn), digits, config, out_dir=tmp_path / "cut", callback=_kill_after(5))
+    assert written == [3]
+    resumed_models = _models(make_cnn)
+    resumed = fit(resumed_models, digits, config, out_dir=tmp_path / "cut")
+    assert resumed.resumed_from_epoch == 3
+    assert _strip_time(resumed.history) == _strip_time(whole.history)
+    assert all(_same_weights(x, y) for x, y in zip(whole_models, resumed_models, strict=True))
+    for name in ("test_predictions.csv", "history.csv", "metrics.json"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+    # a run that does not keep its checkpoint never writes the last epoch's
+    written.clear()
+    fit(_models(make_cnn), digits, config, out_dir=tmp_path / "pruned", keep_checkpoint=False)
+    assert written == [3, 6] and not (tmp_path / "pruned" / "checkpoint.pt").exists()
+
+
+def test_checkpoint_interval_by_epochs_or_minutes():
+    config = TrainConfig(epochs=20, checkpoint_every=5, checkpoint_minutes=2.0)
+    due = [e for e in range(1, 21) if checkpoint_due(config, e, 0.0, keep_checkpoint=False)]
+    assert due == [5, 10, 15]
+    assert checkpoint_due(config, 7, 120.0, keep_checkpoint=False)  # two minutes since
+    assert not checkpoint_due(config, 7, 119.0, keep_checkpoint=False)
+    assert checkpoint_due(config, 20, 0.0, keep_checkpoint=True)
+    every = config.model_copy(update={"checkpoint_minutes": 0.0})
+    assert all(checkpoint_due(every, e, 0.0, False) for e in range(1, 20))
+    with pytest.raises(pydantic.ValidationError, match="checkpoint_every"):
+        TrainConfig(checkpoint_every=0)
+
+
+def test_checkpoints_stream_to_disk_with_the_bytes_of_an_in_memory_save(tmp_path):
+    import io
+
+    obj = {"w": torch.randn(300, 40), "ids": [torch.arange(5)], "lr": 0.01}
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    torch_save(obj, tmp_path / "a.pt")
+    assert (tmp_path / "a.pt").read_bytes() == buffer.getvalue()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temporary left behind
+
+
+def test_resume_state_reads_the_training_devices_random_stream_only():
+    g = torch.Generator().manual_seed(3)
+    saved = state.rng_state(g, torch.device("cpu"))
+    assert saved["cuda"] is None  # no CUDA call at all for a CPU run
+    g.manual_seed(4)
+    torch.manual_seed(9)
+    state.restore_rng(saved, g, torch.device("cpu"))
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(3).get_state())
 
 
 def test_finished_run_is_returned_without_training(digits, make_cnn, tmp_path):

@@ -17,6 +17,8 @@ _EXPORTS = {
     "CifarResNet": "amcf.models.cifar_resnet",
     "HubWeightsUnavailable": "amcf.models.hub",
     "locate_hub_weights": "amcf.models.hub",
+    "cached_hub_weights": "amcf.models.hub",
+    "fetch_hub_weights": "amcf.models.hub",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy(__name__, _EXPORTS)

@@ -1,8 +1,10 @@
-"""Finding timm's pretrained weights without hanging when offline.
+"""Finding timm's pretrained weights without hanging when offline, and fetching them ahead.
 
 Without network, timm's Hugging Face download retries for ~47 s before failing. We look the
 weights up in the local caches first; if they are absent we decide in about 2 s whether the
 source can be reached, and fail at once with a message saying how to supply a local file.
+:func:`fetch_hub_weights` puts them into those caches ahead of time, on a machine with
+internet, for compute nodes without it (``HF_HUB_OFFLINE=1``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from urllib.parse import urlparse
 
 import torch.hub
 from huggingface_hub import constants as hf_constants
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import hf_hub_download, try_to_load_from_cache
+from huggingface_hub.errors import EntryNotFoundError
 from timm.models import get_pretrained_cfg
 
 _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -119,10 +122,49 @@ def locate_hub_weights(arch: str) -> Path | None:
     if offline_mode() or not reachable(url):
         why = "HF_HUB_OFFLINE is set" if offline_mode() else f"{url} cannot be reached"
         raise HubWeightsUnavailable(
-            f"pretrained weights for {_describe(arch, cfg)} are not in the local cache and "
-            f"{why}. Fix: on a machine with network run `python -c \"import timm; "
-            f"timm.create_model('{arch}', pretrained=True)\"` and copy its cache "
-            f"({hf_constants.HF_HUB_CACHE}) here, or save the weights to a file and pass "
-            "SourceSpec(weights='path/to/file.pth'), or use weights=None to train from scratch."
+            f"pretrained weights for {_describe(arch, cfg)} are not in the local cache "
+            f"({hf_constants.HF_HUB_CACHE}) and {why}. Fix: on a machine with network, with "
+            "the same cache (HF_HOME or HF_HUB_CACHE on a shared disk), run `amcf data fetch "
+            "--profile paper` in the compendium's checkout (or `python -c \"from "
+            "amcf.models.hub import fetch_hub_weights; "
+            f"fetch_hub_weights('{arch}')\"`), or save the weights to a file "
+            "and pass SourceSpec(weights='path/to/file.pth'), or use weights=None to train "
+            "from scratch."
         )
     return None
+
+
+def cached_hub_weights(arch: str) -> Path | None:
+    """The local file of ``arch``'s pretrained weights, None when they are not cached."""
+    return _cached_file(_pretrained_cfg(arch))
+
+
+def fetch_hub_weights(arch: str) -> Path:
+    """Download ``arch``'s pretrained weights into the cache timm reads them from (the
+    Hugging Face Hub's, or torch hub's for a plain URL), unless they are there already;
+    returns the file. Raises :class:`HubWeightsUnavailable` at once when offline."""
+    cfg = _pretrained_cfg(arch)
+    cached = _cached_file(cfg)
+    if cached is not None:
+        return cached
+    if offline_mode():
+        raise HubWeightsUnavailable(
+            f"pretrained weights for {_describe(arch, cfg)} are not in the local cache "
+            f"({hf_constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE is set, so they cannot be "
+            "downloaded. Fix: unset HF_HUB_OFFLINE on a machine with network.")
+    if cfg.hf_hub_id:
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HF_WEIGHT_FILES
+        for name in names:  # as timm: safetensors where the repository has them
+            try:
+                return Path(hf_hub_download(repo, name, revision=revision or None))
+            except EntryNotFoundError:
+                if name == names[-1]:
+                    raise
+    if not cfg.url:
+        raise HubWeightsUnavailable(f"the weights file {cfg.file} named by timm for "
+                                    f"'{arch}' does not exist, and timm gives no URL for it.")
+    local = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name
+    local.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(cfg.url, str(local))
+    return local

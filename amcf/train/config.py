@@ -10,10 +10,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# The CPUs a scheduler gave this process, where fewer than the machine's (a Ray task: see
+# compendium.pipeline.fanout), so that `num_workers: auto` uses what was asked for, no more.
+CPUS_ENV = "AMCF_CPUS"
+MAX_AUTO_WORKERS = 8  # DataLoader workers of `num_workers: auto`, at most
 
-# Fields that change how a run is shown or fed, never its numbers: a run may be resumed or
-# reused with different values of these.
-COSMETIC_FIELDS = frozenset({"progress", "num_workers"})
+# Fields that change how a run is shown, fed or saved, never its numbers: a run may be resumed
+# or reused with different values of these.
+COSMETIC_FIELDS = frozenset({"progress", "num_workers", "checkpoint_every",
+                             "checkpoint_minutes"})
 # Fields added after results were computed: left out of a run's identity while they hold
 # their default, so the runs (and search memos) made before they existed are still found.
 LATER_FIELDS = {"test_eval": "every", "compile": False}
@@ -46,6 +51,12 @@ class TrainConfig(BaseModel):
         "only when a validation accuracy improves (the selected epoch's test accuracy is the "
         "same; best_test_acc is then not reported)")
     compile: bool = Field(False, description="torch.compile the models (CUDA only)")
+    checkpoint_every: int = Field(
+        10, ge=1, description="with an out_dir, write the resume checkpoint after every this "
+        "many epochs (the latest only; a killed run repeats at most the epochs since)")
+    checkpoint_minutes: float | None = Field(
+        10.0, ge=0, description="also after an epoch that ends this many minutes after the "
+        "last checkpoint (0: every epoch; null: by epochs only)")
     progress: bool = Field(True, description="show a tqdm progress bar")
 
     @field_validator("device")
@@ -73,7 +84,7 @@ class TrainConfig(BaseModel):
         """The DataLoader worker count: ``num_workers``, or with 'auto' one per core but one
         (left to the training loop), at most 8."""
         if self.num_workers == "auto":
-            return max(0, min(8, usable_cores() - 1))
+            return auto_workers(usable_cores())
         return self.num_workers
 
 
@@ -97,11 +108,25 @@ class FitnessConfig(TrainConfig):
         return ident
 
 
+def auto_workers(cores: int) -> int:
+    """DataLoader workers of ``num_workers: auto`` on ``cores`` CPUs: one per core but one
+    (left to the training loop), at most :data:`MAX_AUTO_WORKERS`."""
+    return max(0, min(MAX_AUTO_WORKERS, cores - 1))
+
+
 def usable_cores() -> int:
-    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    """CPU cores this process may run on: the affinity mask where the OS has one, or fewer
+    where a scheduler gave it fewer (``$AMCF_CPUS``: a Ray task sets the CPUs Ray gave it)."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    given = os.environ.get(CPUS_ENV, "")
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise ValueError(f"{CPUS_ENV}={given!r}: give a whole number of CPUs >= 1")
+        cores = min(cores, int(given))
+    return cores
 
 
 def resolve_device(name: str) -> torch.device:
@@ -110,9 +135,13 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {name!r} was requested but CUDA is not available on this machine; "
-            "use device='auto' or 'cpu'"
+        from amcf.train.cuda import CudaUnavailable, cuda_problem
+
+        # a recipe that names CUDA never falls back to the CPU: say why it is missing
+        raise CudaUnavailable(
+            f"device {name!r} was requested but CUDA is not available on this machine: "
+            f"{cuda_problem() or 'torch finds no CUDA device'} (device='auto' trains on "
+            "whatever is there, 'cpu' on the CPU)"
         )
     count = torch.cuda.device_count()
     if device.type == "cuda" and device.index is not None and device.index >= count:

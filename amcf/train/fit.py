@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,15 +19,17 @@ from amcf.io import read_json, write_json
 from amcf.objective import MCLoss, Objective
 from amcf.train import records, state
 from amcf.train.config import TrainConfig, resolve_device
-from amcf.train.evaluate import accuracies, autocast_for, predict
+from amcf.train.evaluate import EpochEvaluation, accuracies, autocast_for
 
 EVAL_BATCH_SIZE = 256
 # A mean train loss this many times above chance level (K * ln C) means the run diverged.
 DIVERGENCE_FACTOR = 100
 HISTORY, METRICS, CHECKPOINT, PREDICTIONS, TIMING = (
     "history.csv", "metrics.json", "checkpoint.pt", "test_predictions.csv", "timing.json")
-# Callback after each finished (and checkpointed) epoch: (epoch, history row).
-EpochCallback = Callable[[int, dict[str, Any]], None]
+# Callback after each finished epoch: (epoch, history row); one that also takes ``evals``
+# gets the epoch's evaluation passes (amcf.train.evaluate.EpochEvaluation), to score what it
+# needs from the logits fit computed instead of evaluating a split a second time.
+EpochCallback = Callable[..., None]
 
 
 @dataclass
@@ -159,14 +162,24 @@ def _train_epoch(models, splits, config, objective, run: _Run, device) -> float:
     return total.item() / max(seen, 1)  # the epoch's one host synchronisation
 
 
-def _evaluate_split(models, dataset, config, device):
-    fused, members, labels = predict(
-        models, dataset, batch_size=max(EVAL_BATCH_SIZE, config.batch_size), device=device,
-        amp=config.amp, channels_last=config.channels_last, num_workers=config.workers())
-    return accuracies(fused, members, labels), fused, labels
+def _epoch_evaluation(models, splits, config, device, keep_logits: bool) -> EpochEvaluation:
+    return EpochEvaluation(
+        models, {"val": splits.val, "test": splits.test}, keep_logits=keep_logits,
+        batch_size=max(EVAL_BATCH_SIZE, config.batch_size), device=device, amp=config.amp,
+        channels_last=config.channels_last, num_workers=config.workers())
 
 
-def _checkpoint(path, models, objective, run: _Run, identity, epoch) -> None:
+def takes_evals(callback: EpochCallback | None) -> bool:
+    """Whether an epoch callback takes the epoch's evaluation passes (an ``evals`` argument)."""
+    if callback is None:
+        return False
+    try:
+        return "evals" in inspect.signature(callback).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        return False
+
+
+def _checkpoint(path, models, objective, run: _Run, identity, epoch, device) -> None:
     state.save_resume_state(
         path,
         identity=identity,
@@ -175,12 +188,28 @@ def _checkpoint(path, models, objective, run: _Run, identity, epoch) -> None:
         optimizers=[o.state_dict() for o in run.optimizers],
         schedulers=[s.state_dict() for s in run.schedulers],
         objective=objective.state_dict(),
-        rng=state.rng_state(run.batches),
+        rng=state.rng_state(run.batches, device),
         history=run.history,
         best_val=run.best_val,
         best_predictions=run.best_predictions,
         test_labels=run.test_labels,
     )
+
+
+def checkpoint_due(config: TrainConfig, epoch: int, seconds_since: float,
+                   keep_checkpoint: bool) -> bool:
+    """Whether the resume checkpoint is written after ``epoch``: every ``checkpoint_every``
+    epochs, or once ``checkpoint_minutes`` have passed since the last one; after the last
+    epoch only when the run keeps its checkpoint (otherwise it would be deleted at once).
+
+    Which epochs are saved never changes a result: a run resumed from any epoch's checkpoint
+    repeats the bits of an uninterrupted one.
+    """
+    if epoch == config.epochs:
+        return keep_checkpoint
+    minutes = config.checkpoint_minutes
+    return (epoch % config.checkpoint_every == 0
+            or (minutes is not None and seconds_since >= 60 * minutes))
 
 
 def _refuse(out_dir: Path, what: str, problems: list[str]) -> RuntimeError:
@@ -191,7 +220,7 @@ def _refuse(out_dir: Path, what: str, problems: list[str]) -> RuntimeError:
     )
 
 
-def _restore(ckpt, models, objective, run: _Run) -> int:
+def _restore(ckpt, models, objective, run: _Run, device) -> int:
     for m, sd in zip(models, ckpt["models"], strict=True):
         m.load_state_dict(sd)
     for o, sd in zip(run.optimizers, ckpt["optimizers"], strict=True):
@@ -199,7 +228,7 @@ def _restore(ckpt, models, objective, run: _Run) -> int:
     for s, sd in zip(run.schedulers, ckpt["schedulers"], strict=True):
         s.load_state_dict(sd)
     objective.load_state_dict(ckpt["objective"])
-    state.restore_rng(ckpt["rng"], run.batches)
+    state.restore_rng(ckpt["rng"], run.batches, device)
     run.history = list(ckpt["history"])
     run.best_val = ckpt["best_val"]
     run.best_predictions = ckpt["best_predictions"]
@@ -247,7 +276,7 @@ def _metrics(run: _Run, models, objective, config, device, identity) -> dict[str
         "num_models": len(models),
         "model_epochs": config.epochs * len(models),
         "trainable_params": sum(trainable),
-        "device": str(device),
+        "device": device.type,  # where it trained (which card is the scheduler's choice)
         "identity": identity,
     }
 
@@ -268,7 +297,8 @@ def fit(
     Every model sees the same batches; the step is one backward pass of
     ``objective.loss(logits, y) + objective.penalty(models)``, then
     ``objective.after_backward(models)``, then one SGD step per model. With ``out_dir`` the
-    run writes history.csv, checkpoint.pt (every epoch), test_predictions.csv, timing.json
+    run writes history.csv (every epoch), checkpoint.pt (the latest only, every
+    ``config.checkpoint_every`` epochs or ``checkpoint_minutes``), test_predictions.csv, timing.json
     (the wall-clock seconds, which no other file holds) and metrics.json (last: it marks the
     run finished). With ``resume`` a finished run with the
     same settings is returned as it is, and a checkpoint is continued; either one written
@@ -281,7 +311,7 @@ def fit(
     config = _check_inputs(models, splits, config)
     objective = MCLoss() if objective is None else objective
     device = resolve_device(config.device)
-    identity = state.run_identity(config.identity(), models, objective)
+    identity = state.run_identity(config.identity(), models, objective, device)
     out_dir = Path(out_dir) if out_dir is not None else None
 
     if out_dir is not None and resume:
@@ -310,21 +340,29 @@ def fit(
         problems = state.identity_mismatch(ckpt.get("identity", {}), identity)
         if problems:
             raise _refuse(out_dir, CHECKPOINT, problems)
-        start = _restore(ckpt, models, objective, run)
+        start = _restore(ckpt, models, objective, run, device)
 
+    saved_at = time.monotonic()
     bar = tqdm(total=config.epochs, initial=start, disable=not config.progress,
                desc=f"fit {splits.name}", unit="epoch", leave=False)
+    keep_logits = takes_evals(callback)
     try:
         for epoch in range(start + 1, config.epochs + 1):
-            _run_epoch(epoch, models, splits, config, objective, run, device)
+            evals = _run_epoch(epoch, models, splits, config, objective, run, device,
+                               keep_logits)
             row = run.history[-1]
             if out_dir is not None:
                 records.write_history(out_dir / HISTORY, run.history, len(models))
-                _checkpoint(ckpt_path, models, objective, run, identity, epoch)
+                if checkpoint_due(config, epoch, time.monotonic() - saved_at, keep_checkpoint):
+                    _checkpoint(ckpt_path, models, objective, run, identity, epoch, device)
+                    saved_at = time.monotonic()
             bar.update(1)
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_acc']:.3f}")
-            if callback is not None:
+            if keep_logits:
+                callback(epoch, row, evals=evals)
+            elif callback is not None:
                 callback(epoch, row)
+            del evals  # the kept logits go before the next epoch trains
     finally:
         bar.close()
 
@@ -343,7 +381,8 @@ def fit(
                        breakdown=dict(run.breakdown))
 
 
-def _run_epoch(epoch, models, splits, config, objective, run: _Run, device) -> None:
+def _run_epoch(epoch, models, splits, config, objective, run: _Run, device,
+               keep_logits: bool = False) -> EpochEvaluation:
     t0 = time.perf_counter()
     objective.before_epoch(models, epoch, _aux_batches(splits, config, epoch, device))
     lr = run.optimizers[0].param_groups[0]["lr"]
@@ -363,10 +402,12 @@ def _run_epoch(epoch, models, splits, config, objective, run: _Run, device) -> N
     for s in run.schedulers:
         s.step()
     t1 = time.perf_counter()
-    val, _, _ = _evaluate_split(models, splits.val, config, device)
+    evals = _epoch_evaluation(models, splits, config, device, keep_logits)
+    val = accuracies(*evals.predictions("val"))
     test = test_pred = None
     if config.eval_test and (config.test_eval == "every" or val_improved(run.history, val)):
-        test, test_pred, run.test_labels = _evaluate_split(models, splits.test, config, device)
+        test_pred, members, run.test_labels = evals.predictions("test")
+        test = accuracies(test_pred, members, run.test_labels)
         run.breakdown["test_evaluations"] += 1
         run.breakdown["eval_images"] += len(splits.test)
     if val[0] > run.best_val:  # strict: the first epoch wins a tie
@@ -378,6 +419,7 @@ def _run_epoch(epoch, models, splits, config, objective, run: _Run, device) -> N
     run.breakdown["eval_images"] += len(splits.val)
     seconds = t2 - t0
     run.history.append(records.make_row(epoch, train_loss, lr, val, test, seconds))
+    return evals
 
 
 def val_improved(history: list[dict[str, Any]], val: tuple[float, list[float]]) -> bool:

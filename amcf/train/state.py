@@ -55,10 +55,24 @@ def objective_fingerprint(objective: Objective) -> dict[str, Any]:
     return {"class": f"{cls.__module__}.{cls.__qualname__}", "settings": settings}
 
 
+def device_identity(device: torch.device | str) -> dict[str, str]:
+    """The device type a run trains on, as a part of its identity: ``{"device": "cuda"}``.
+
+    ``device: auto`` in a recipe says nothing about where a run trained, and a CPU run must
+    never stand in for a CUDA one (nor the reverse). The CPU is left out (``{}``): every run
+    made before the device was recorded trained there, and is found again.
+    """
+    kind = torch.device(device).type
+    return {} if kind == "cpu" else {"device": kind}
+
+
 def run_identity(config_identity: dict[str, Any], models: Sequence[nn.Module],
-                 objective: Objective) -> dict[str, Any]:
+                 objective: Objective, device: torch.device | str) -> dict[str, Any]:
+    """What a stored run must match to be resumed or reused (``device``: the resolved device
+    it trains on, never the recipe's ``auto``)."""
     return {
         "config": config_identity,
+        **device_identity(device),
         "objective": objective_fingerprint(objective),
         "architectures": [architecture_fingerprint(m) for m in models],
         "initial_weights": [weights_fingerprint(m) for m in models],
@@ -72,6 +86,10 @@ def identity_mismatch(stored: dict[str, Any], current: dict[str, Any]) -> list[s
     for key in sorted(set(old_cfg) | set(new_cfg)):
         if old_cfg.get(key) != new_cfg.get(key):
             problems.append(f"config.{key}: stored {old_cfg.get(key)!r}, now {new_cfg.get(key)!r}")
+    where = (stored.get("device", "cpu"), current.get("device", "cpu"))
+    if where[0] != where[1]:
+        problems.append(f"device: stored {where[0]!r}, now {where[1]!r} (a run is reused only "
+                        "on the kind of device it trained on)")
     if stored.get("objective") != current["objective"]:
         problems.append(f"objective: stored {stored.get('objective')}, now {current['objective']}")
     if stored.get("architectures") != current["architectures"]:
@@ -83,18 +101,27 @@ def identity_mismatch(stored: dict[str, Any], current: dict[str, Any]) -> list[s
     return problems
 
 
-def rng_state(batch_generator: torch.Generator) -> dict[str, Any]:
+def rng_state(batch_generator: torch.Generator,
+              device: torch.device | None = None) -> dict[str, Any]:
+    """The random streams a resumed run must continue: torch's CPU stream, the batch
+    generator, and on CUDA the training device's own stream (only that device's: reading
+    every visible GPU's, as ``get_rng_state_all`` does, opens a CUDA context on each)."""
+    cuda = device is not None and device.type == "cuda"
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "cuda": torch.cuda.get_rng_state(device) if cuda else None,
         "batches": batch_generator.get_state(),
     }
 
 
-def restore_rng(state: dict[str, Any], batch_generator: torch.Generator) -> None:
+def restore_rng(state: dict[str, Any], batch_generator: torch.Generator,
+                device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved = state.get("cuda")
+    if saved is not None and device is not None and device.type == "cuda":
+        if isinstance(saved, list | tuple):  # written by get_rng_state_all: one per GPU
+            saved = saved[device.index if device.index is not None else 0]
+        torch.cuda.set_rng_state(saved, device)
     batch_generator.set_state(state["batches"])
 
 

@@ -76,5 +76,18 @@ def render_card(info: dict[str, Any], per_class: dict[str, dict[str, int]] | Non
     lines += [f"- `data/{p}`: `{h}`" for p, h in sorted(info.get("inputs", {}).items())]
     if info.get("unused_images"):
         lines += ["", f"{info['unused_images']} images of the raw data are not used (see above)."]
+    lines += _damaged_section(info.get("damaged_images") or [])
     lines += ["", "## Citation", "", "```", info.get("citation", "").strip(), "```", ""]
     return "\n".join(lines)
+
+
+def _damaged_section(damaged: list[dict[str, str]]) -> list[str]:
+    """The images of a split that could not be decoded and were left out (none: no section,
+    so the card of a dataset without any is as it always was)."""
+    if not damaged:
+        return []
+    lines = ["", "## Damaged images left out", "",
+             f"{len(damaged)} image(s) of the raw data cannot be decoded and are left out; "
+             "every other image keeps the split it was drawn into.", ""]
+    lines += [f"- `{d['id']}` (drawn into {d['split']}): {d['error']}" for d in damaged]
+    return lines

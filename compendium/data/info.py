@@ -14,6 +14,26 @@ Profile = Literal["embedded", "paper"]
 
 
 @dataclass(frozen=True)
+class DiskShape:
+    """What preparing a dataset puts on disk, for the disk plan (compendium.data.disk).
+
+    ``images``: the images its prepared copy holds (every image of a split); ``size``: a
+    typical original (width, height), of which the copy keeps the aspect ratio; ``kind``:
+    "files" (uint8 views of each image, resized) or "tensor" (uint8
+    pixels in tensors.pt, ``channels`` x the original size); ``extracted``: each folder (or
+    file) that preparing unpacks, relative to the dataset's prepared folder, and its bytes.
+    The bytes of the copy itself come from the module that writes it
+    (:func:`compendium.data.prepared.planned_copy`), so that they follow its format.
+    """
+
+    images: int
+    size: tuple[int, int]
+    kind: Literal["files", "tensor"] = "files"
+    channels: int = 3
+    extracted: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """What a dataset is, where its raw bytes come from and how it becomes splits.
 
@@ -34,6 +54,7 @@ class DatasetInfo:
     source: str
     sizes: dict[str, int] | None = None
     reasoning: str = ""
+    disk: DiskShape | None = None  # the paper profile's datasets: what preparing writes
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -10,10 +10,15 @@ Layout of ``<prepared_dir>/<name>/`` (written atomically, file by file):
 - ``tensors.pt`` (kind "tensor"): uint8 images (N, C, H, W), labels and split codes in
   manifest order, decoded once so that training never decodes an image file;
 - kind "files": ``info.json``'s ``root`` is the extracted archive that the manifest's ids are
-  relative to, and ``resized-256/`` holds every used image once more, resized as the paper's
-  recipe starts (shorter side 256, lossless PNG named by manifest index), which is what
-  training reads;
+  relative to, and ``views/`` holds every used image once more as uint8 pixels, decoded and
+  resized once as the paper's recipe starts (training images at shorter side 256, validation
+  and test images as their fixed 224-px centre crops; :mod:`compendium.data.views`), which is
+  what training reads;
 - ``card.md``: the generated dataset card.
+
+An image of a split that cannot be decoded (a damaged file in a published archive) is left
+out of the prepared dataset, and info.json and the card name it (``damaged_images``);
+:func:`compendium.data.commands.prepare_dataset` stops when there are too many.
 """
 
 from __future__ import annotations
@@ -29,23 +34,20 @@ import numpy as np
 import torch
 
 from amcf.datasets import BatchAugment, Splits, TensorImageDataset
+from amcf.feed import CropRecipe, DeviceFeed
 from amcf.io import read_json, torch_save, write_json, write_text
 from compendium.data.errors import DataError
 from compendium.data.splits import SPLITS, counts
-from compendium.data.transforms import (
-    STORED_SHORTER_SIDE,
-    ArrayImageDataset,
-    FileImageDataset,
-    paper_transform,
-    store_resized,
-    stored_name,
-)
+from compendium.data.transforms import FileImageDataset, paper_transform
+from compendium.data.views import DIR as VIEWS_DIR
+from compendium.data.views import FORMAT as VIEWS_FORMAT
+from compendium.data.views import PackedImages, stored_bytes, write_views
 
 FORMAT = "amcf-prepared/1"
 EMBEDDED_MEAN = (0.5,)
 EMBEDDED_STD = (0.5,)
 DEFAULT_AUGMENT = BatchAugment(pad=2, flip=False)
-STORED_DIR = "resized-256"  # kind "files": the images resized once for the paper's recipe
+PAPER_SIZES = {"image_size": 224, "resize": 256}  # the paper's crop and the resize before it
 
 
 @dataclass
@@ -62,6 +64,9 @@ class Prepared:
     mean: tuple[float, ...] = EMBEDDED_MEAN
     std: tuple[float, ...] = EMBEDDED_STD
     meta: dict[str, Any] = field(default_factory=dict)
+    # kind "files": each image's original (width, height) by id, as decoded when checked
+    # (for the disk check before the uint8 views are written; not written itself)
+    image_sizes: dict[str, tuple[int, int]] | None = None
 
     def used(self) -> Prepared:
         """Only the images that belong to a split, in their original order."""
@@ -72,11 +77,26 @@ class Prepared:
             images=None if self.images is None else self.images[keep], root=self.root,
             transform=self.transform, mean=self.mean, std=self.std,
             meta={**self.meta, "unused_images": self.meta.get("unused_images", 0)
-                  + int(len(self.ids) - keep.size)})
+                  + int(len(self.ids) - keep.size)}, image_sizes=self.image_sizes)
+
+
+def planned_copy(shape: Any, folder: Path) -> list[tuple[str, Path, int]]:
+    """(what, path, about how many bytes) of each copy of the images that
+    :func:`write_prepared` writes for a dataset of :class:`~compendium.data.info.DiskShape`
+    ``shape`` into ``folder``: the disk plan's lines for it, so that they follow the format."""
+    if shape.kind == "tensor":
+        width, height = shape.size
+        return [("uint8 tensors", folder / "tensors.pt",
+                 shape.images * shape.channels * width * height)]
+    # every image counted at its training size (shorter side 256), the larger of its two
+    # stored forms, since the registry does not split its estimate by split
+    return [(f"uint8 views ({PAPER_SIZES['resize']}/{PAPER_SIZES['image_size']} px)",
+             folder / VIEWS_DIR, shape.images * stored_bytes(*shape.size, "train"))]
 
 
 def write_prepared(out_dir: Path, info: dict[str, Any], prep: Prepared, card: str) -> Path:
-    """Write ``prep`` (only the used images) under ``out_dir``; returns ``out_dir``."""
+    """Write ``prep`` (only the used images) under ``out_dir``; returns ``out_dir``. (Its
+    callers check the disk first: compendium.data.disk.check_copy.)"""
     prep = prep.used()
     out_dir.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
@@ -96,8 +116,9 @@ def write_prepared(out_dir: Path, info: dict[str, Any], prep: Prepared, card: st
     else:
         shape = None
         if prep.transform == "paper" and prep.root is not None:
-            store_resized(prep.root, prep.ids, out_dir / STORED_DIR)
-            stored = {"dir": STORED_DIR, "shorter_side": STORED_SHORTER_SIDE, "format": "png"}
+            sizes = {**PAPER_SIZES, **{k: prep.meta[k] for k in PAPER_SIZES if k in prep.meta}}
+            stored = write_views(prep.root, prep.ids, list(prep.split), out_dir / "views",
+                                 resize=sizes["resize"], size=sizes["image_size"])
     torch_save(payload, out_dir / "tensors.pt")
     full = {**info, "format": FORMAT, "kind": kind, "transform": prep.transform,
             "classes": list(prep.classes), "num_classes": len(prep.classes),
@@ -143,9 +164,11 @@ def load_splits(
 
     Kind "tensor" (embedded profile and users' small folders): :class:`TensorImageDataset`
     with ``augment`` on train only ("default" = ``BatchAugment(pad=2, flip=False)``, or the
-    folder entry's own choice). Paper profile: file-based (or, for CIFAR-100, array-based)
-    datasets with the paper's Resize(resize)+RandomResizedCrop(image_size)+flip recipe for
-    train and Resize(resize)+CenterCrop(image_size) for val/test, ImageNet-normalised;
+    folder entry's own choice). Paper profile: the paper's Resize(resize)+RandomResizedCrop(
+    image_size)+flip recipe for train and Resize(resize)+CenterCrop(image_size) for val/test,
+    ImageNet-normalised, as :class:`amcf.feed.DeviceFeed`s (uint8 to the device, cropped and
+    resized there) over the copy prepare stored (files) or the arrays (CIFAR-100); at sizes
+    other than those prepared, the original files through PIL (``FileImageDataset``).
     ``image_size``/``resize`` default to the sizes prepare recorded (224/256 for the paper).
     """
     d = dataset_dir(name, prepared_dir)
@@ -158,25 +181,12 @@ def load_splits(
     parts = {s: torch.nonzero(codes == i).flatten() for i, s in enumerate(SPLITS)}
     if augment == "default":
         augment = _default_augment(info)
-    image_size = image_size or info.get("image_size", 224)
-    resize = resize or info.get("resize", 256)
+    image_size = image_size or info.get("image_size", PAPER_SIZES["image_size"])
+    resize = resize or info.get("resize", PAPER_SIZES["resize"])
     sets: dict[str, Any] = {}
     for s, idx in parts.items():
         if info["transform"] == "paper":
-            tf = paper_transform(s == "train", image_size, resize)
-            if info["kind"] == "tensor":
-                sets[s] = ArrayImageDataset(data["images"][idx], labels[idx], tf)
-            elif info.get("stored") and resize == info["stored"]["shorter_side"]:
-                # the copy stored at prepare time, already at the recipe's Resize size
-                files = _manifest_ids(d)
-                sets[s] = FileImageDataset(d / info["stored"]["dir"],
-                                           [stored_name(i) for i in idx.tolist()],
-                                           labels[idx].tolist(), tf,
-                                           ids=[files[i] for i in idx.tolist()])
-            else:
-                files = _manifest_ids(d)
-                sets[s] = FileImageDataset(d / info["root"], [files[i] for i in idx.tolist()],
-                                           labels[idx].tolist(), tf)
+            sets[s] = _paper_split(d, info, data, s, idx, image_size, resize)
         else:
             sets[s] = TensorImageDataset(data["images"][idx], labels[idx], info["mean"],
                                          info["std"], augment if s == "train" else None)
@@ -184,6 +194,27 @@ def load_splits(
                                  "source", "licence") if k in info}
     return Splits(name=name, train=sets["train"], val=sets["val"], test=sets["test"],
                   classes=list(info["classes"]), meta=meta)
+
+
+def _paper_split(d: Path, info: dict[str, Any], data: dict[str, Any], split: str,
+                 idx: torch.Tensor, image_size: int, resize: int):
+    recipe = CropRecipe(size=image_size, resize=resize)
+    labels = data["labels"][idx]
+    mean, std, train = info["mean"], info["std"], split == "train"
+    if info["kind"] == "tensor":  # arrays (CIFAR-100): resized on the device as well
+        images = data["images"][idx].permute(0, 2, 3, 1).numpy()
+        return DeviceFeed(images, labels, mean, std, train=train, recipe=recipe,
+                          at_resize=False)
+    stored = info.get("stored") or {}
+    if stored.get("format") not in (None, VIEWS_FORMAT):
+        raise DataError(f"{d} was prepared with an older layout ({stored.get('format')}). "
+                        f"Fix: run `amcf data prepare --only {info['name']}` again.")
+    if stored and (stored["resize"], stored["size"]) == (resize, image_size):
+        return DeviceFeed(PackedImages(d / stored["dir"], split), labels, mean, std,
+                          train=train, recipe=recipe)
+    files = _manifest_ids(d)
+    return FileImageDataset(d / info["root"], [files[i] for i in idx.tolist()], labels.tolist(),
+                            paper_transform(train, image_size, resize))
 
 
 def _default_augment(info: dict[str, Any]) -> BatchAugment | None:

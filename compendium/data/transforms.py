@@ -1,4 +1,6 @@
-"""The paper profile's datasets: images read on access, with the paper's 224-px recipe."""
+"""The paper's 224-px recipe through PIL, on images read on access: the reference that the
+device feed (:mod:`amcf.feed`) is checked against, and what reads a files-mode dataset at
+sizes other than those its prepared copy holds (:mod:`compendium.data.views`)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,6 @@ from compendium.data.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# The paper's recipe starts with Resize(256): images are stored once at that size.
-STORED_SHORTER_SIDE = 256
 
 
 def paper_transform(train: bool, image_size: int = 224, resize: int = 256) -> Callable:
@@ -31,17 +31,12 @@ def paper_transform(train: bool, image_size: int = 224, resize: int = 256) -> Ca
 
 
 class FileImageDataset(Dataset):
-    """Images named by paths relative to ``root``, decoded to RGB on access.
-
-    ``ids`` name the raw images (the manifest's ids) when ``files`` are copies stored at
-    prepare time; by default they are ``files``.
-    """
+    """Images named by paths relative to ``root``, decoded to RGB on access."""
 
     def __init__(self, root: Path, files: Sequence[str], labels: Sequence[int],
-                 transform: Callable, ids: Sequence[str] | None = None):
+                 transform: Callable):
         self.root = Path(root)
         self.files = list(files)
-        self.ids = list(ids) if ids is not None else self.files
         self.labels = torch.as_tensor(list(labels), dtype=torch.long)
         self.transform = transform
 
@@ -74,34 +69,3 @@ class ArrayImageDataset(Dataset):
         arr = self.images[i].permute(1, 2, 0).numpy()
         img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).convert("RGB")
         return self.transform(img), self.labels[i]
-
-
-def stored_name(index: int) -> str:
-    """File name of the ``index``-th image (manifest order) in a prepared ``images/`` copy."""
-    return f"{index:06d}.png"
-
-
-def store_resized(root: Path, files: Sequence[str], dest: Path,
-                  shorter_side: int = STORED_SHORTER_SIDE) -> None:
-    """Decode each image once and store it as ``Resize(shorter_side)`` would give it.
-
-    Lossless PNG: the recipe's own Resize then finds the size already right and leaves the
-    pixels as they are, so training reads exactly what resizing the original every epoch
-    gives, without decoding full-size JPEGs every epoch.
-    """
-    from torchvision import transforms as T
-
-    dest.mkdir(parents=True, exist_ok=True)
-    resize = T.Resize(shorter_side)
-    for i, rel in enumerate(files):
-        path = Path(root) / rel
-        try:
-            with Image.open(path) as img:
-                rgb = img.convert("RGB")
-        except (OSError, UnidentifiedImageError, SyntaxError) as exc:
-            raise DataError(f"unreadable image {path}: {exc}. Fix: delete {root} and the "
-                            "archive in data/, then fetch and prepare again.") from exc
-        target = dest / stored_name(i)
-        partial = target.with_suffix(".part.png")
-        resize(rgb).save(partial, compress_level=1)
-        partial.replace(target)

@@ -17,6 +17,13 @@ runs, and a task asks Ray for one CPU; with the policy off (``AMCF_NUMERICS=nati
 uses as many threads as the sequential run would (``AMCF_TASK_CPUS``, which ``amcf
 cluster-run`` sets; else this process's torch thread count) and asks Ray for that many.
 
+A GPU training runs in a fresh worker process (a reused one would keep its CUDA context on
+the GPU it saw first, whatever GPU Ray assigns next), bound by Ray's ``CUDA_VISIBLE_DEVICES``
+to the GPU it was given, and asks for the CPUs it uses: one for its loop and one per
+DataLoader worker (:func:`gpu_task_cpus`). Every task learns the CPUs Ray gave it
+(``AMCF_CPUS``), so ``num_workers: auto`` starts no more workers than it asked CPUs for, and
+no task asks for more CPUs than the cluster's largest node has (:func:`clamp_cpus`).
+
 A task whose worker dies (a node lost, a SIGKILL) is retried by Ray; the trainer resumes from
 its last epoch checkpoint, so the retry costs only the epochs since then.
 """
@@ -98,21 +105,77 @@ def limit_threads(cpus: float) -> int:
     return threads
 
 
+def task_threads(assigned: dict[str, float]) -> int:
+    """The torch threads of a task given ``assigned`` (Ray's resources): a GPU training's
+    other CPUs are its DataLoader workers' (:func:`gpu_task_cpus`), so its loop takes one."""
+    return 1 if assigned.get("GPU") else max(1, int(assigned.get("CPU", 1)))
+
+
+def enter_task(assigned: dict[str, float]) -> int:
+    """In a Ray task (or a stage's process): set ``AMCF_CPUS`` to the CPUs Ray gave it and
+    the threads to :func:`task_threads`; returns the threads."""
+    from amcf.train.config import CPUS_ENV
+
+    os.environ[CPUS_ENV] = str(max(1, int(assigned.get("CPU", 1))))
+    return limit_threads(task_threads(assigned))
+
+
 def _in_task(root: str, call: Callable[[], Any]) -> Any:
     """Run ``call`` in a Ray worker: in the stage's folder, with the CPUs Ray gave it."""
     import ray
 
     os.chdir(root)
     numerics.apply()
-    assigned = ray.get_runtime_context().get_assigned_resources()
-    limit_threads(assigned.get("CPU", 1))
+    enter_task(ray.get_runtime_context().get_assigned_resources())
     return call()
 
 
-def _options(ray, name: str) -> dict[str, Any]:
+def _alive(nodes: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
+    return [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+
+
+def gpu_task_cpus(nodes: Sequence[dict[str, Any]]) -> int:
+    """The CPUs a GPU training asks for on a cluster of ``nodes`` (``ray.nodes()``): its loop
+    and ``num_workers: auto``'s DataLoader workers on the CPUs per GPU of the best-provided GPU
+    node, so that every GPU of such a node can train at once (32 CPUs and 4 GPUs: 8 each, 7 of
+    them workers; a node's CPUs at most: never a request no node can grant)."""
+    from amcf.train.config import auto_workers
+
+    shares = [int(r.get("CPU", 0) // r["GPU"]) for r in _alive(nodes) if r.get("GPU", 0) >= 1]
+    return 1 + auto_workers(max(shares, default=1))
+
+
+def largest_node_cpus(nodes: Sequence[dict[str, Any]]) -> int:
+    return int(max((r.get("CPU", 0) for r in _alive(nodes)), default=0))
+
+
+_said: set[str] = set()  # what clamp_cpus said: a stage of many trainings says it once
+
+
+def clamp_cpus(wanted: int, nodes: Sequence[dict[str, Any]], what: str, log=print) -> int:
+    """``wanted`` CPUs, or the largest node's CPUs where no node has that many: Ray would
+    otherwise wait for ever for a node that can take the task. Says so when it clamps."""
+    largest = largest_node_cpus(nodes)
+    if not 1 <= largest < wanted:
+        return wanted
+    message = (f"{what} would ask Ray for {wanted} CPUs, but the cluster's largest node has "
+               f"{largest}: it asks for {largest} and uses that many threads (on a CPU the last "
+               "bits of a result depend on them)")
+    if message not in _said:
+        _said.add(message)
+        log(message, flush=True)
+    return largest
+
+
+def _options(ray, name: str) -> tuple[bool, dict[str, Any]]:
+    """Whether the task takes a GPU, and its options: the CPUs it uses (see the module's
+    docstring), its name (the worker's process title), its retries."""
+    nodes = ray.nodes()
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-    resources = {"num_gpus": 1, "num_cpus": 1} if has_gpus else {"num_cpus": task_cpus()}
-    return {**resources, "name": name, "max_retries": RETRIES, "retry_exceptions": False}
+    cpus = (gpu_task_cpus(nodes) if has_gpus
+            else clamp_cpus(task_cpus(), nodes, "a training without a GPU"))
+    return has_gpus, {"num_cpus": cpus, "name": name, "max_retries": RETRIES,
+                      "retry_exceptions": False}
 
 
 def _name(call: Callable[[], Any]) -> str:
@@ -121,14 +184,19 @@ def _name(call: Callable[[], Any]) -> str:
 
 
 @functools.cache
-def _remote_in_task():
+def _remote_in_task(gpu: bool):
+    # Ray starts a fresh worker process for each call only when num_gpus and max_calls are
+    # given here, in the decorator (.options() cannot set max_calls)
+    if gpu:
+        return _ray().remote(num_gpus=1, max_calls=1)(_in_task)
     return _ray().remote(_in_task)
 
 
 def submit(call: Callable[[], Any]) -> Future:
     """Start ``call`` as a Ray task on the attached cluster; a future of its result."""
     ray = _ray()
-    task = _remote_in_task().options(**_options(ray, _name(call)))
+    gpu, options = _options(ray, _name(call))
+    task = _remote_in_task(gpu).options(**options)
     return task.remote(os.getcwd(), call).future()
 
 

@@ -2,7 +2,8 @@
 
 Layout under ``paper_dir`` (paths as ``main.tex`` uses them)::
 
-    generated/macros.tex                 numbers and names cited in the text
+    generated/macros.tex                 numbers and names cited in the text, and the Setup
+                                         and Limitations sentences of the profile (profile_text)
     generated/results-tables.tex         one table environment per target
     generated/tables/results-<t>.{tex,csv}, generated/tables/summary.{tex,csv}
     generated/claims.tex                 every sentence that states a finding (reporting.claims)
@@ -39,6 +40,7 @@ from compendium.report.macros import (
     result_macros,
     write_macros,
 )
+from compendium.report.profile_text import profile_macros
 from compendium.report.stats import BEST_SINGLE, comparison_table, decisive_pairs
 from compendium.report.tables import slug, write_tables
 from compendium.timings import read_summary
@@ -209,16 +211,18 @@ def write_paper_inputs(
         decisive).items()})
     featured_seed = int(frame.loc[(frame.target == featured)
                                   & (frame.method == FEATURED_METHOD), "seed"].min())
+    search_count = len(results.target_searches(results_dir, featured))
     context = {
         "Profile": escape_latex(profile_name),
         "ReportNotebook": escape_latex(notebook),
         "FeaturedTarget": escape_latex(featured),
         "FeaturedSeed": str(featured_seed),
-        "SearchSeedCount": str(len(results.target_searches(results_dir, featured))),
+        "SearchSeedCount": str(search_count),
         "FeaturedScheme": ", ".join(str(k) for k in results.search_for_seed(
             results.target_searches(results_dir, featured), featured_seed)["best"]),
     }
-    macros = merge_macros(context, param_macros(p), result_macros(frame, candidates))
+    macros = merge_macros(context, param_macros(p), result_macros(frame, candidates),
+                          profile_macros(profile_name, p, frame, search_count))
     written["macros"] = write_macros(gen / "macros.tex", macros)
     written["summary"] = write_json(paper / "summary.json", {
         "runs": len(frame), "targets": targets, "methods": sorted(frame["method"].unique())})

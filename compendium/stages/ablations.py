@@ -21,14 +21,14 @@ from compendium import results
 from compendium.data.prepared import load_splits
 from compendium.methods.ablations.amcf_dml import DeepMutualLearning
 from compendium.methods.entry import Method, discover, runs, seeds_of
-from compendium.pipeline.fanout import run_all
+from compendium.pipeline.fanout import attached, run_all
 from compendium.stages.choice import (
     SELECTION_SEEDS,
     best_on_validation,
     candidates_json,
     val_acc,
 )
-from compendium.stages.runs import Setting, run_amcf_variant, seeded, train
+from compendium.stages.runs import Setting, check_device, run_amcf_variant, seeded, train
 from compendium.summaries import group_frame, write_group_summary
 
 ABLATIONS: tuple[Method, ...] = discover("compendium.methods.ablations")
@@ -148,6 +148,7 @@ def ablations_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
                     results_dir: str | os.PathLike, work_dir: str | os.PathLike) -> None:
     """The whole ``ablations@<target>`` stage: every ablation, then the stage's summary
     (``<target>/ablations-summary.json``) and its accuracies figure."""
+    check_device(f"ablations@{target}", train, elsewhere=attached())
     splits = load_splits(target, prepared_dir)
     schemes = results.schemes_of(searches)
     setting = Setting(

@@ -20,8 +20,8 @@ from amcf.train.fit import TrainResult, fit
 from amcf.train.records import write_predictions
 from compendium import results
 from compendium.data.prepared import load_splits
-from compendium.pipeline.fanout import run_all
-from compendium.stages.runs import Setting, publish, seeded, work_dir
+from compendium.pipeline.fanout import attached, run_all
+from compendium.stages.runs import Setting, check_device, publish, seeded, work_dir
 from compendium.summaries import write_group_summary
 
 
@@ -94,6 +94,7 @@ def amcf_stage(target: str, seeds: Sequence[int], sources: Mapping[str, Mapping[
     the stage's summary (``<target>/amcf-summary.json``), and the first seed's curves and
     per-class errors. ``scheme`` (frozen layers per source) replaces the searches' schemes
     for every seed. Returns the first seed's AMCF run folder."""
+    check_device(f"amcf@{target}", train, elsewhere=attached())
     schemes = (tuple(scheme),) if scheme is not None else results.schemes_of(searches)
     splits = load_splits(target, prepared_dir)
     setting = Setting(splits=splits, sources=[SourceSpec(name=n, **s) for n, s in sources.items()],

@@ -31,7 +31,7 @@ from compendium.methods.baselines.als import als_search
 from compendium.methods.baselines.finetune import finetune
 from compendium.methods.baselines.linear import linear_probe
 from compendium.methods.entry import Method, by_run, discover, option_grid, runs, seeds_of
-from compendium.pipeline.fanout import run_all
+from compendium.pipeline.fanout import attached, run_all
 from compendium.seedstats import best_single_source as best_on_val
 from compendium.stages.choice import (
     SELECTION_SEEDS,
@@ -41,7 +41,9 @@ from compendium.stages.choice import (
 )
 from compendium.stages.runs import (
     Setting,
+    check_device,
     data_fingerprint,
+    device_key,
     fingerprint,
     publish,
     run_amcf_variant,
@@ -227,7 +229,7 @@ def run_als(setting: Setting, seeds: Sequence[int], source: SourceSpec,
     state = setting.work_dir / setting.splits.name / "als" / fingerprint(
         search, fitness.identity(), sources_fingerprint([source]),
         data_fingerprint(setting.splits),
-        setting.freeze_bn_stats) / "search-state.json"
+        setting.freeze_bn_stats, *device_key(fitness)) / "search-state.json"
     result = als_search(source, setting.splits, fitness, particles=search["particles"],
                         iterations=search["iterations"], seed=search.get("seed", 0),
                         state_path=state, freeze_bn_stats=setting.freeze_bn_stats)
@@ -285,6 +287,7 @@ def baselines_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
     """The whole ``baselines@<target>`` stage: every baseline, then the stage's summary
     (``<target>/baselines-summary.json``) and its accuracies figure. ALS's genetic search
     gets the swarm's budget and the first search seed. Returns the best single source."""
+    check_device(f"baselines@{target}", train, fitness, elsewhere=attached())
     splits = load_splits(target, prepared_dir)
     schemes = results.schemes_of(searches)
     setting = Setting(

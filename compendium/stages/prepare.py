@@ -21,15 +21,19 @@ def prepare_stage(dataset: str, profile: str = "embedded", data_dir: str | os.Pa
                   out_dir: str | os.PathLike = "build/data",
                   results_dir: str | os.PathLike = "results/embedded/data",
                   folder: Mapping[str, Any] | FolderDataset | None = None,
-                  raw: str | None = None, image_size: int | None = None) -> dict[str, Any]:
+                  raw: str | None = None, image_size: int | None = None,
+                  max_damaged: int | None = None) -> dict[str, Any]:
     """Prepare ``dataset`` (a registered one, or ``folder``: a folder of class subfolders,
     see :class:`compendium.data.folder.FolderDataset`) into ``out_dir/<dataset>/`` and write
     its summary into ``results_dir/<dataset>/``. ``raw``, the folder the stage depends on, is
-    checked to hold every raw input first. Returns the split sizes and the card."""
+    checked to hold every raw input first. ``max_damaged``: how many images that cannot be
+    decoded it may leave out (default: 0.1 % of them, at least one). Returns the split sizes
+    and the card."""
     if raw is not None:  # the stage's dependency holds what it reads
         check_raw(dataset, raw, data_dir, None if folder is None else dict(folder))
     if folder is None:
-        prepared = prepare(profile, [dataset], data_dir, out_dir, image_size=image_size)[dataset]
+        prepared = prepare(profile, [dataset], data_dir, out_dir, image_size=image_size,
+                           max_damaged=max_damaged)[dataset]
     else:
         entry = (folder if isinstance(folder, FolderDataset)
                  else FolderDataset(name=dataset, kind="folder", **folder))

@@ -18,7 +18,7 @@ from amcf.train.fit import fit
 from compendium import results, timings
 from compendium.data.prepared import load_splits
 from compendium.plots.curves import plot_training_curves
-from compendium.stages.runs import seeded
+from compendium.stages.runs import check_device, seeded
 from compendium.stages.runs import work_dir as run_work_dir
 
 
@@ -56,6 +56,7 @@ def pretrain_stage(source: str, dataset: str, arch: str, init: str | None,
                    work_dir: str | os.PathLike) -> dict[str, Any]:
     """The whole ``pretrain@<source>`` stage: train and save the source, then draw its
     curves and write its layer table (``layers.json``). Returns its metrics."""
+    check_device(f"pretrain@{source}", train)  # it trains in this process
     splits = load_splits(dataset, prepared_dir)
     config = TrainConfig(progress=False, **train)
     metrics = pretrain_source(source, splits, arch, init, config, checkpoint, results_dir,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +25,10 @@ from amcf import numerics
 from amcf.datasets import Splits
 from amcf.models.build import SourceSpec, build_frozen
 from amcf.objective import MCLoss, Objective
-from amcf.train.config import TrainConfig
+from amcf.train.config import TrainConfig, resolve_device
+from amcf.train.cuda import require_cuda, requires_cuda
 from amcf.train.fit import TrainResult, fit
-from amcf.train.state import run_identity
+from amcf.train.state import device_identity, run_identity
 from compendium import results, timings
 
 
@@ -121,13 +122,40 @@ def sources_fingerprint(sources: Sequence[SourceSpec]) -> list[Any]:
     return out
 
 
+def check_device(stage: str, *recipes: Mapping[str, Any] | TrainConfig,
+                 elsewhere: bool = False) -> None:
+    """Stop ``stage`` at once, before it reads any data, when a recipe asks for CUDA
+    (``device: cuda``, the paper profile) and this machine cannot give it: the error says
+    which driver the installed torch needs and how to install a build for an older one.
+
+    ``elsewhere``: the stage's trainings run as Ray tasks on whichever node holds a GPU, and
+    this process may hold none; each training then checks on its own node (``fit``), and
+    ``amcf cluster-run`` has checked before it started any stage."""
+    if elsewhere:
+        return
+    for recipe in recipes:
+        device = (recipe.device if isinstance(recipe, TrainConfig)
+                  else recipe.get("device", "auto"))
+        if requires_cuda(str(device)):
+            require_cuda(f"{stage} (its recipe's device: {device})")
+
+
+def device_key(config: TrainConfig) -> list[dict[str, str]]:
+    """What a search memo's folder adds for the device its trainings run on: nothing on the
+    CPU (the folders made before keep their names), ``[{"device": "cuda"}]`` on a GPU, so a
+    memo of CPU trainings never answers for CUDA ones (nor the reverse)."""
+    found = device_identity(resolve_device(config.device))
+    return [found] if found else []
+
+
 def work_dir(base: Path, key: str, seed: int, config: TrainConfig, splits: Splits,
              models: Sequence[nn.Module], objective: Objective) -> Path:
     """A work directory named after the run's full identity (recipe, objective, frozen
     layers, starting weights): a changed setting or new source weights get a fresh
     directory instead of a refused checkpoint, and an unchanged run resumes or is reused."""
     return base / key / f"seed{seed}" / fingerprint(
-        run_identity(config.identity(), models, objective), data_fingerprint(splits))
+        run_identity(config.identity(), models, objective, resolve_device(config.device)),
+        data_fingerprint(splits))
 
 
 def train(setting: Setting, key: str, seed: int, models: list[nn.Module],

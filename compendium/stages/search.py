@@ -23,8 +23,14 @@ from amcf.search.scores import check_score
 from amcf.train.config import FitnessConfig, TrainConfig
 from compendium import results
 from compendium.data.prepared import load_splits
-from compendium.pipeline.fanout import run_all
-from compendium.stages.runs import data_fingerprint, fingerprint, sources_fingerprint
+from compendium.pipeline.fanout import attached, run_all
+from compendium.stages.runs import (
+    check_device,
+    data_fingerprint,
+    device_key,
+    fingerprint,
+    sources_fingerprint,
+)
 
 
 def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
@@ -113,7 +119,8 @@ def search_dirs(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, An
     searches under other scores or swarm settings share every training they repeat.
     """
     base = Path(work_dir) / splits.name
-    common = (sources_fingerprint(sources), lam, freeze_bn_stats, data_fingerprint(splits))
+    common = (sources_fingerprint(sources), lam, freeze_bn_stats, data_fingerprint(splits),
+              *device_key(fitness))
     state = base / "amls" / fingerprint(pso, fitness.identity(), *common) / "state.json"
     runs = base / "amls-runs" / fingerprint(training_identity(fitness), *common)
     return state, runs
@@ -156,6 +163,7 @@ def search_stage(target: str, sources: Mapping[str, Mapping[str, Any]], lam: flo
                  work_dir: str | Path) -> list[SearchResult]:
     """The whole ``search@<target>`` stage: every search, then the first search's figures
     (``figures/swarm``, ``figures/scheme``). Returns the searches' results."""
+    check_device(f"search@{target}", fitness, elsewhere=attached())
     splits = load_splits(target, prepared_dir)
     specs = [SourceSpec(name=name, **spec) for name, spec in sources.items()]
     config = FitnessConfig(progress=False, **fitness)  # fitness.score: how a run is scored

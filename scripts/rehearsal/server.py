@@ -16,12 +16,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serving(directory: Path, timeout_s: float | None = None) -> Iterator[str]:
+def serving(directory: Path, timeout_s: float | None = None,
+            handler_class: type[http.server.SimpleHTTPRequestHandler] = _Handler
+            ) -> Iterator[str]:
     """Serve ``directory`` from a free port of 127.0.0.1 while the block runs; yields the
     base URL. The server thread stops when the block exits, also on an error, and, with
     ``timeout_s``, by itself after that long at the latest (so a hung test cannot leave it
-    running)."""
-    handler = functools.partial(_Handler, directory=str(directory))
+    running). ``handler_class`` answers the requests (tests: a flaky server)."""
+    handler = functools.partial(handler_class, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},

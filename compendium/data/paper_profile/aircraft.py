@@ -8,7 +8,7 @@ import numpy as np
 
 from compendium.data.errors import DataError
 from compendium.data.fetch import RemoteFile
-from compendium.data.info import DatasetInfo, register
+from compendium.data.info import DatasetInfo, DiskShape, register
 from compendium.data.paper_profile.common import extract, file_prepared
 from compendium.data.prepared import Prepared
 
@@ -16,7 +16,8 @@ from compendium.data.prepared import Prepared
 ARCHIVE = RemoteFile(
     "fgvc-aircraft/fgvc-aircraft-2013b.tar.gz",
     ("https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz",),
-    None, size=2_753_340_328, unpacked=2_760_000_000)
+    None, size=2_753_340_328)
+EXTRACTED = "images"
 _DATA = "fgvc-aircraft-2013b/data"
 
 
@@ -30,7 +31,7 @@ def _pairs(path: Path) -> list[tuple[str, str]]:
 
 
 def prepare(data_dir: Path, work_dir: Path) -> Prepared:
-    root = extract(data_dir / ARCHIVE.path, work_dir / "images", "fgvc-aircraft")
+    root = extract(data_dir / ARCHIVE.path, work_dir / EXTRACTED, "fgvc-aircraft")
     variants = (root / _DATA / "variants.txt").read_text(encoding="utf-8").splitlines()
     classes = [v.strip() for v in variants if v.strip()]
     files, labels, split = [], [], []
@@ -53,6 +54,8 @@ INFO = register(DatasetInfo(
              "Fine-grained visual classification of aircraft. arXiv:1306.5151.",
     source="https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/",
     sizes={"train": 3334, "val": 3333, "test": 3333},
+    # 1-2 megapixel photographs, mostly 3:2
+    disk=DiskShape(images=10000, size=(1500, 1000), extracted=((EXTRACTED, 2_760_000_000),)),
     reasoning="The official train / val / test split (val is the official validation set, "
               "itself part of the official trainval data). The 20-px copyright banner at the "
               "bottom of each image is kept, as in torchvision's loader.",

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from compendium.data.fetch import RemoteFile
-from compendium.data.info import DatasetInfo, register
+from compendium.data.info import DatasetInfo, DiskShape, register
 from compendium.data.paper_profile.common import SEED, VAL_FRACTION, extract, file_prepared
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val, stratified_split
@@ -16,7 +16,9 @@ from compendium.data.splits import carve_val, stratified_split
 ARCHIVE = RemoteFile(
     "caltech256/256_ObjectCategories.tar",
     ("https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar",),
-    "md5:67b4f42ca05d46448c6bb8ecd2220f6d", size=1_183_006_720, unpacked=1_183_006_720)
+    "md5:67b4f42ca05d46448c6bb8ecd2220f6d", size=1_183_006_720)
+# one extraction beside the prepared folders, shared by caltech256-30 and -60
+SHARED = "caltech256-images"
 CLUTTER = "257.clutter"
 _TOP = "256_ObjectCategories"
 
@@ -24,7 +26,7 @@ _TOP = "256_ObjectCategories"
 def make_prepare(train_per_class: int):
     def prepare(data_dir: Path, work_dir: Path) -> Prepared:
         name = f"caltech256-{train_per_class}"
-        root = extract(data_dir / ARCHIVE.path, work_dir.parent / "caltech256-images", name)
+        root = extract(data_dir / ARCHIVE.path, work_dir.parent / SHARED, name)
         folders = sorted(p.name for p in (root / _TOP).iterdir()
                          if p.is_dir() and p.name != CLUTTER)
         files, labels = [], []
@@ -54,6 +56,10 @@ for _n in (30, 60):
                  "Dataset. Technical report 7694, California Institute of Technology.",
         source="https://data.caltech.edu/records/nyy15-4j048",
         sizes={"train": 256 * (_n - _n // 10), "val": 256 * (_n // 10), "test": -1},
+        # every image but the 827 of clutter is in a split (test takes the rest): both
+        # datasets store a copy of all 29,780; web photographs, mostly 4:3
+        disk=DiskShape(images=29780, size=(400, 300),
+                       extracted=((f"../{SHARED}", 1_183_006_720),)),
         reasoning=f"AdaFilter's protocol: {_n} images per class drawn with a fixed seed for "
                   "training, every other image of the class for test; 10 % of the training "
                   "draw is carved out for validation (seeded).",

@@ -10,7 +10,7 @@ import numpy as np
 
 from compendium.data.errors import DataError
 from compendium.data.fetch import RemoteFile
-from compendium.data.info import DatasetInfo, register
+from compendium.data.info import DatasetInfo, DiskShape, register
 from compendium.data.paper_profile.common import SEED, VAL_FRACTION, read_member
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val
@@ -62,6 +62,7 @@ INFO = register(DatasetInfo(
              "Technical report, University of Toronto.",
     source="https://www.cs.toronto.edu/~kriz/cifar.html",
     sizes={"train": 45000, "val": 5000, "test": 10000},
+    disk=DiskShape(images=60000, size=(32, 32), kind="tensor"),  # read from the archive
     reasoning="Official 50,000/10,000 train/test; 10 % of each class's training images are "
               "carved out for validation (seeded).",
 ))

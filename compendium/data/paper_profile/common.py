@@ -82,21 +82,45 @@ def read_member(archive: Path, name: str, dataset: str) -> bytes:
         raise _corrupt(archive, exc, dataset) from exc
 
 
-def check_images(root: Path, files: Sequence[str]) -> None:
-    """Decode every image once, so that a bad file stops preparation, not training."""
+def scan_images(root: Path, files: Sequence[str]) -> tuple[dict[str, tuple[int, int]],
+                                                             dict[str, str]]:
+    """Decode every image once: the (width, height) of each, and the error of each that
+    cannot be decoded (a truncated or corrupt file), by relative path."""
+    sizes, damaged = {}, {}
     for rel in files:
-        path = root / rel
         try:
-            with Image.open(path) as img:
+            with Image.open(root / rel) as img:
                 img.load()
+                sizes[rel] = img.size
         except (OSError, UnidentifiedImageError, SyntaxError) as exc:
-            raise DataError(f"unreadable image {path}: {exc}. Fix: delete {root} and the "
-                            "archive in data/, then fetch and prepare again.") from exc
+            # without this machine's folders: the error goes into the committed card
+            damaged[rel] = f"{type(exc).__name__}: {exc}".replace(f"{root}/", "")
+    return sizes, damaged
+
+
+def check_images(root: Path, files: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Decode every image once, so that a bad file stops preparation, not training (your own
+    folder: you can mend or remove the file); returns their sizes."""
+    sizes, damaged = scan_images(root, files)
+    if damaged:
+        rel, error = next(iter(damaged.items()))
+        raise DataError(f"unreadable image {root / rel}: {error}. Fix: mend or remove the "
+                        "file, then prepare again.")
+    return sizes
 
 
 def file_prepared(root: Path, files: list[str], labels: Sequence[int], classes: list[str],
                   split: np.ndarray, meta: dict | None = None) -> Prepared:
-    check_images(root, [f for f, s in zip(files, split, strict=True) if s])
-    return Prepared(classes=classes, labels=np.asarray(labels, dtype=np.int64), ids=files,
-                    split=split, root=root, transform="paper", mean=IMAGENET_MEAN,
-                    std=IMAGENET_STD, meta=meta or {})
+    """A file-based dataset from a published archive. An image of a split that cannot be
+    decoded is left out, after the split is drawn (so every other image keeps its split),
+    and named in ``damaged_images``; prepare_dataset stops when there are too many."""
+    sizes, damaged = scan_images(root, [f for f, s in zip(files, split, strict=True) if s])
+    meta = dict(meta or {})
+    if damaged:
+        meta["damaged_images"] = [{"id": f, "split": str(s), "error": damaged[f]}
+                                  for f, s in zip(files, split, strict=True) if f in damaged]
+    keep = [i for i, f in enumerate(files) if f not in damaged]
+    return Prepared(classes=classes, labels=np.asarray(labels, dtype=np.int64)[keep],
+                    ids=[files[i] for i in keep], split=np.asarray(split, dtype=object)[keep],
+                    root=root, transform="paper", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                    meta=meta, image_sizes=sizes)

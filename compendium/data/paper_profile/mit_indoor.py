@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from compendium.data.fetch import RemoteFile
-from compendium.data.info import DatasetInfo, register
+from compendium.data.info import DatasetInfo, DiskShape, register
 from compendium.data.paper_profile.common import SEED, VAL_FRACTION, extract, file_prepared
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val
@@ -15,7 +15,8 @@ from compendium.data.splits import carve_val
 # No hash has been published for these files: known_hash None (sha256 logged on download).
 ARCHIVE = RemoteFile("mit-indoor67/indoorCVPR_09.tar",
                      ("http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar",),
-                     None, size=2_590_000_000, unpacked=2_590_000_000)
+                     None, size=2_590_000_000)
+EXTRACTED = "images"
 TRAIN_LIST = RemoteFile("mit-indoor67/TrainImages.txt",
                         ("http://web.mit.edu/torralba/www/TrainImages.txt",), None)
 TEST_LIST = RemoteFile("mit-indoor67/TestImages.txt",
@@ -27,7 +28,7 @@ def _read_list(path: Path) -> list[str]:
 
 
 def prepare(data_dir: Path, work_dir: Path) -> Prepared:
-    root = extract(data_dir / ARCHIVE.path, work_dir / "images", "mit-indoor67")
+    root = extract(data_dir / ARCHIVE.path, work_dir / EXTRACTED, "mit-indoor67")
     listed = {s: _read_list(data_dir / f.path) for s, f in (("train", TRAIN_LIST),
                                                            ("test", TEST_LIST))}
     classes = sorted({p.split("/")[0] for files in listed.values() for p in files})
@@ -47,6 +48,8 @@ INFO = register(DatasetInfo(
     citation="Quattoni, A. and Torralba, A. (2009). Recognizing indoor scenes. CVPR.",
     source="https://web.mit.edu/torralba/www/indoor.html",
     sizes={"train": 4824, "val": 536, "test": 1340},
+    # mostly 4:3 photographs; the whole archive (15,620 images) is extracted
+    disk=DiskShape(images=6700, size=(640, 480), extracted=((EXTRACTED, 2_590_000_000),)),
     reasoning="Official lists (80 train / 20 test per class); 10 % of each class's training "
               "images are carved out for validation (seeded).",
 ))

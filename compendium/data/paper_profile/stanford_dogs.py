@@ -8,7 +8,7 @@ import numpy as np
 import scipy.io
 
 from compendium.data.fetch import RemoteFile
-from compendium.data.info import DatasetInfo, register
+from compendium.data.info import DatasetInfo, DiskShape, register
 from compendium.data.paper_profile.common import SEED, VAL_FRACTION, extract, file_prepared
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val
@@ -16,11 +16,9 @@ from compendium.data.splits import carve_val
 _URL = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
 # Published hashes are md5 (as used by several loaders); no sha256 is published.
 IMAGES = RemoteFile("stanford-dogs/images.tar", (_URL + "images.tar",),
-                    "md5:1bb1f2a596ae7057f99d7d75860002ef", size=793_579_520,
-                    unpacked=793_579_520)
+                    "md5:1bb1f2a596ae7057f99d7d75860002ef", size=793_579_520)
 LISTS = RemoteFile("stanford-dogs/lists.tar", (_URL + "lists.tar",),
-                   "md5:edbb9f16854ec66506b5f09b583e0656", size=481_280,
-                   unpacked=481_280)
+                   "md5:edbb9f16854ec66506b5f09b583e0656", size=481_280)
 
 
 def _read_mat(path: Path) -> tuple[list[str], np.ndarray]:
@@ -50,6 +48,9 @@ INFO = register(DatasetInfo(
              "for fine-grained image categorization: Stanford Dogs. CVPR Workshop on FGVC.",
     source="http://vision.stanford.edu/aditya86/ImageNetDogs/",
     sizes={"train": 10800, "val": 1200, "test": 8580},
+    # ImageNet photographs, typically 500 x 375
+    disk=DiskShape(images=20580, size=(500, 375),
+                   extracted=(("images", 793_579_520), ("lists", 481_280))),
     reasoning="Official lists (100 train images per class, 8,580 test); 10 % of each class's "
               "training images are carved out for validation (seeded).",
 ))

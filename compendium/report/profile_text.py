@@ -1,0 +1,162 @@
+"""The sentences of the paper's Setup and Limitations that depend on the profile that produced
+the numbers: which data, how many searches, what the numbers can and cannot show.
+
+``paper/main.tex`` cites them as macros (``\\SetupData``, ``\\SetupSearches``,
+``\\LimitationsScale``, ``\\LimitationsCaveats``), so the embedded default's paper describes
+tiny networks on grey images, the paper profile's the original setting, and the rehearsal's
+says that its numbers test the pipeline only. The datasets and sources are named from the
+runs' own lists (a target or source of your own appears under its name); what is said about
+each comes from the tables below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from compendium.report.claims import SECONDARY_PATTERN
+from compendium.report.latex import escape_latex
+from compendium.report.macros import PaperParams
+
+# what a source was pretrained on, by its name under amcf.sources
+SOURCES = {
+    "mnist": r"handwritten digits \citep{lecun1998mnist}",
+    "animals": r"Animal-MNIST \citep{mohammadi2025animalmnist}",
+    "twemoji": r"Twemoji glyphs \citep{twemoji}",
+    "imagenet": r"ImageNet \citep{deng2009imagenet} (torchvision's weights)",
+    "cifar100": r"CIFAR-100 \citep{krizhevsky2009cifar} (the ImageNet network fine-tuned on it)",
+}
+# what a target dataset is, by its registered name
+TARGETS = {
+    "digits": r"the UCI optical digits \citep{alpaydin1998digits} with three training images "
+              "per class",
+    "omniglot-small": r"the characters of the five alphabets of Omniglot's first small "
+                      r"background set \citep{lake2015omniglot} with five per class",
+    "mit-indoor67": r"the indoor scenes of MIT Indoor-67 \citep{quattoni2009indoor}",
+    "stanford-dogs": r"the breeds of Stanford Dogs \citep{khosla2011dogs}",
+    "fgvc-aircraft": r"the aircraft variants of FGVC-Aircraft \citep{maji2013aircraft}",
+    "caltech256-30": r"Caltech-256 \citep{griffin2007caltech} with 30 training images per class",
+    "caltech256-60": r"Caltech-256 \citep{griffin2007caltech} with 60 training images per class",
+    "decathlon-ucf101": r"the dynamic images of UCF101 from the Visual Decathlon "
+                        r"\citep{soomro2012ucf101,rebuffi2017decathlon}",
+    "decathlon-omniglot": r"the characters of Omniglot from the Visual Decathlon "
+                          r"\citep{lake2015omniglot,rebuffi2017decathlon}",
+}
+# a sentence that only one target's runs need, with its leading space (see caveats())
+TARGET_CAVEATS = {
+    "digits": "On the three-shot digits target an epoch is a single step of SGD, so its short "
+              "fitness runs barely move the models from their sources, and its validation split "
+              "is larger than its training split, which a practitioner with so few labels might "
+              "rather train on.",
+}
+
+
+def _join(items: Sequence[str], last: str = " and ") -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + last + items[-1]
+
+
+def _named(table: Mapping[str, str], name: str) -> str:
+    return table.get(name, rf"\texttt{{{escape_latex(name)}}}")
+
+
+def sources_text(sources: Sequence[str]) -> str:
+    """``on A, on B and on C``: what each source was pretrained on."""
+    return _join([f"on {_named(SOURCES, s)}" for s in sources])
+
+
+def targets_text(targets: Sequence[str]) -> str:
+    """The targets, each with what it is (its shots per class where that defines it)."""
+    return _join([_named(TARGETS, t) for t in targets], last=", and ")
+
+
+def setup_data(profile: str, sources: Sequence[str], targets: Sequence[str]) -> str:
+    """What the sources were pretrained on and what the targets are, for this profile."""
+    src, tgt = sources_text(sources), targets_text(targets)
+    if profile == "embedded":
+        return (f"In the embedded profile the sources are pretrained {src}, and the targets are "
+                f"{tgt}; the paper profile uses the original paper's ImageNet and CIFAR sources "
+                r"and its target suite (Table~\ref{tab:deviations}).")
+    if profile == "paper":
+        return (f"In the paper profile, as in the original paper "
+                rf"(Table~\ref{{tab:deviations}}), the sources are pretrained {src}, and the "
+                f"targets are {tgt}.")
+    if profile == "rehearsal":
+        return ("The rehearsal profile runs every stage of the paper profile at toy size on a "
+                "CPU: miniature copies of the paper's datasets, in their official formats, "
+                f"stand for {tgt}, and a tiny residual network with stand-in weights for each "
+                r"ResNet-50 source (Table~\ref{tab:deviations}).")
+    return (f"In the \\texttt{{{escape_latex(profile)}}} profile the sources are pretrained "
+            rf"{src}, and the targets are {tgt} (Table~\ref{{tab:deviations}}).")
+
+
+def setup_searches(count: int) -> str:
+    """How many layer searches each target had, and what that means for the spread."""
+    if count > 1:
+        return (f"The layer search ran {count} times per target, each time with its own seed "
+                "for the swarm and for its fitness runs, and training seed $s$ used the scheme "
+                f"of search $s \\bmod {count}$, so the spread over seeds includes the search's "
+                "own variance.")
+    return ("The layer search ran once per target, as in the original paper, and every "
+            "training seed used its scheme, so the spread over seeds leaves out the search's "
+            "own variance.")
+
+
+def limitations_scale(profile: str, params: PaperParams) -> str:
+    """What the profile's scale lets its numbers say."""
+    if profile == "embedded":
+        return ("The embedded profile is small by design: tiny residual networks on "
+                "low-resolution grey images, few-shot targets and short schedules, so that it "
+                "runs on a laptop's CPU. Its verdicts concern that regime and need not carry "
+                "over to the original setting of large pretrained networks at full resolution, "
+                "which the paper profile reproduces but which needs GPU time we report "
+                "separately.")
+    if profile == "paper":
+        return ("The paper profile repeats the original setting at full scale (sources of "
+                f"architecture \\texttt{{{escape_latex(params.source_arch)}}} at "
+                f"{params.image_size} pixels, the original targets, swarm and schedule), apart "
+                "from the departures of Section~\\ref{sec:deviations}. Its validation data are "
+                "carved from each target's training images where the dataset has no validation "
+                "split of its own, so its final runs train on fewer images than the original "
+                "script's, which had no validation split and selected on the test split.")
+    if profile == "rehearsal":
+        epochs = f"{params.epochs} epoch{'s' if params.epochs != 1 else ''}"
+        return ("The rehearsal profile's numbers test the pipeline, not the method: miniature "
+                f"datasets, networks with stand-in weights and final runs of {epochs} cannot "
+                "show whether AMCF helps, and no conclusion about the method may be drawn from "
+                "them; the paper profile gives the real ones.")
+    return (f"These runs' verdicts concern the settings of the \\texttt{{{escape_latex(profile)}}}"
+            r" profile (Table~\ref{tab:deviations}) and need not carry over to the original "
+            "setting of large pretrained networks at full resolution.")
+
+
+def caveats(frame: pd.DataFrame) -> str:
+    """Sentences that only some runs need, each with a leading space (empty: none), so that
+    ``...in general.\\LimitationsCaveats{} We...`` reads right either way."""
+    out = []
+    seeds = frame.groupby("method")["seed"].nunique()
+    secondary = [m for m in seeds.index if SECONDARY_PATTERN.match(m)]
+    if secondary and min(seeds[m] for m in secondary) < seeds.max():
+        out.append("The secondary ablations ran on fewer seeds than the decisive comparisons.")
+    devices = set(frame["device"].astype(str)) if "device" in frame else set()
+    if any(d.startswith("cuda") for d in devices):
+        out.append("Runs on CUDA GPUs need not repeat bit for bit (their kernels may sum in "
+                   "another order from run to run, and the numerical policy that makes CPU "
+                   "results repeat covers CPUs only), so a rerun gives slightly different "
+                   "numbers.")
+    out += [TARGET_CAVEATS[t] for t in sorted(frame["target"].unique()) if t in TARGET_CAVEATS]
+    return "".join(f" {sentence}" for sentence in out)
+
+
+def profile_macros(profile: str, params: PaperParams, frame: pd.DataFrame,
+                   search_count: int) -> dict[str, str]:
+    """The Setup and Limitations macros for ``profile``'s runs (``frame``, as collected)."""
+    targets = sorted(frame["target"].unique())
+    return {
+        "SetupData": setup_data(profile, params.sources, targets),
+        "SetupSearches": setup_searches(search_count),
+        "LimitationsScale": limitations_scale(profile, params),
+        "LimitationsCaveats": caveats(frame),
+    }
