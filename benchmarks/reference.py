@@ -1,27 +1,32 @@
 """The yardstick: the authors' training loop and search, written from the method description.
 
-Not part of ``amcf``. It does what the released script does each time, so ``amcf bench`` can
-say how much faster the compendium is on the same models, data, seed and steps:
+Not part of ``amcf``. It does what the released script (``AMCF.py``) does, so ``amcf bench``
+can say how much faster the compendium is on the same models, data, seed and steps:
 
-- every image is decoded from its file on every access, by a ``DataLoader`` that is built
-  anew for every split and epoch (workers are started again each time);
+- the data loaders are built once, before the search, and serve every fitness call and the
+  final run; they are given no ``num_workers``, so no worker process ever starts and every
+  image is decoded from its file, in this process, each time a batch draws it;
 - full precision (fp32), no channels-last, no compile;
 - every batch: the loss and the predictions are copied to the host and scored with
   scikit-learn (``accuracy_score``), as the script logs its running accuracy;
 - every fitness call reseeds and builds all K models again from their weight files;
 - the swarm has no memo: a repeated scheme is trained again from scratch.
 
-Two things are aligned with ``amcf`` on purpose, so that both loops compute the same numbers
-and the comparison can check it: the fitness is scored on the validation split (the script
-scored it on test, a fault this project does not copy), and the batch order and the
-pad-and-crop draws come from one seeded generator in ``amcf``'s order (the script drew them
-from the OS). The batch augmentation runs on the collated batch, which is if anything faster
-than the script's per-image transforms: the measured speed-up is a lower bound.
+Where it departs from the script, it does so on purpose, so that both loops compute the same
+numbers and the comparison can check it:
+
+- the fitness is scored on the validation split (the script scored it on test, a fault this
+  project does not copy), so there is a third loader, for validation, built with the other
+  two;
+- the batch order and the pad-and-crop draws come from one generator, reseeded for every
+  training, in ``amcf``'s order (the script drew them from the OS);
+- the augmentation runs on the collated batch (``amcf``'s ``BatchAugment``), where the script
+  transforms each image on its own; if anything this is faster than the script, so the
+  measured speed-up is a lower bound.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,7 +101,7 @@ def file_splits(splits: Any, folder: Path) -> FileSplits:
 
 
 class _Permutation(Sampler[int]):
-    """A shuffle drawn from the run's generator when an epoch starts (amcf draws the same)."""
+    """A shuffle drawn from the loop's generator when an epoch starts (amcf draws the same)."""
 
     def __init__(self, n: int, generator: torch.Generator):
         self.n, self.generator = n, generator
@@ -134,14 +139,12 @@ class Recipe:
     gamma: float = 0.1
     seed: int = 0
     eval_batch_size: int = 64
-    num_workers: int = 2
 
     @classmethod
-    def from_config(cls, config: Any, num_workers: int) -> Recipe:
+    def from_config(cls, config: Any) -> Recipe:
         keys = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "step_size", "gamma",
                 "seed")
-        return cls(**{k: getattr(config, k) for k in keys}, eval_batch_size=config.batch_size,
-                   num_workers=num_workers)
+        return cls(**{k: getattr(config, k) for k in keys}, eval_batch_size=config.batch_size)
 
 
 @dataclass
@@ -155,17 +158,23 @@ class Timings:
 
 
 class ReferenceLoop:
-    """Train K models with the MC-loss the way the authors' script does (see module doc)."""
+    """Train K models with the MC-loss the way the authors' script does (see module doc).
+
+    One loop is one run of the script: its loaders are built here, once, and every training
+    it does (each fitness call of a search, a final run) draws its batches from them.
+    """
 
     def __init__(self, data: FileSplits, lam: float, recipe: Recipe,
                  device: torch.device | str = "cpu"):
         self.data, self.lam, self.recipe = data, lam, recipe
         self.device = torch.device(device)
-
-    def _loader(self, dataset: ImageFiles, batch_size: int, sampler=None) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
-                          num_workers=self.recipe.num_workers,
-                          pin_memory=self.device.type == "cuda")
+        self.generator = torch.Generator()  # reseeded by every training
+        self.loaders = {
+            "train": DataLoader(data.train, batch_size=recipe.batch_size,
+                                sampler=_Permutation(len(data.train), self.generator)),
+            "val": DataLoader(data.val, batch_size=recipe.eval_batch_size),
+            "test": DataLoader(data.test, batch_size=recipe.eval_batch_size),
+        }
 
     def _inputs(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         x = x.to(self.device)
@@ -184,17 +193,15 @@ class ReferenceLoop:
                                 momentum=r.momentum, weight_decay=r.weight_decay)
                 for m in models]
         scheds = [torch.optim.lr_scheduler.StepLR(o, r.step_size, r.gamma) for o in opts]
-        generator = torch.Generator().manual_seed(r.seed)
+        generator = self.generator.manual_seed(r.seed)
         steps = 0
         for epoch in range(1, r.epochs + 1):
             for m in models:
                 m.train()
             start = time.perf_counter()
-            loader = self._loader(self.data.train, r.batch_size,
-                                  _Permutation(len(self.data.train), generator))
             correct = seen = 0
             running = 0.0
-            for x, y in loader:
+            for x, y in self.loaders["train"]:
                 x, y = self._inputs(x, generator), y.to(self.device)
                 logits = [m(x) for m in models]
                 loss = authors_loss(logits, y, self.lam)
@@ -219,29 +226,30 @@ class ReferenceLoop:
                 s.step()
             row = {"epoch": epoch, "train_loss": running / max(seen, 1),
                    "train_acc": correct / max(seen, 1)}
-            row["val_acc"] = self._evaluate(models, self.data.val, t)
+            row["val_acc"] = self._evaluate(models, "val", t)
             if eval_test:
-                row["test_acc"] = self._evaluate(models, self.data.test, t)
+                row["test_acc"] = self._evaluate(models, "test", t)
             t.history.append(row)
             if max_steps is not None and steps >= max_steps:
                 break
         return t
 
-    def _evaluate(self, models: list[nn.Module], dataset: ImageFiles, t: Timings) -> float:
+    def _evaluate(self, models: list[nn.Module], split: str, t: Timings) -> float:
         start = time.perf_counter()
+        loader = self.loaders[split]
         for m in models:
             m.eval()
         correct = 0
         with torch.no_grad():
-            for x, y in self._loader(dataset, self.recipe.eval_batch_size):
+            for x, y in loader:
                 logits = torch.stack([m(self._inputs(x, None)) for m in models])
                 correct += accuracy_score(y.numpy(), logits.sum(0).argmax(1).cpu().numpy(),
                                           normalize=False)
         for m in models:
             m.train()
         t.eval_s += time.perf_counter() - start
-        t.eval_images += len(dataset)
-        return correct / len(dataset)
+        t.eval_images += len(loader.dataset)
+        return correct / len(loader.dataset)
 
 
 Build = Callable[[], list[nn.Module]]  # a fresh build of the K pretrained models
@@ -313,7 +321,3 @@ def reference_pso(fitness: Callable[[tuple[int, ...]], float], high: Sequence[fl
     return ReferenceSearch(tuple(best["scheme"]), best["fitness"], len(history), len(history),
                            history)
 
-
-def default_workers() -> int:
-    """The script's worker count, capped by this machine's cores (8 on a GPU node)."""
-    return min(8, len(os.sched_getaffinity(0)))

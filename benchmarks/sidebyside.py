@@ -1,14 +1,23 @@
 """amcf's trainer and search against the authors' loop, side by side (``amcf bench``).
 
-Both run in one process on the same source models, target data, seed and number of steps:
-the yardstick is ``benchmarks/reference.py`` (the authors' loop, written from the method
-description), so the ratios hold even on a loaded machine. The command checks that both
-compute the same loss on the same first batch, and that both searches choose the same
-scheme, then prints the figures and writes them as JSON. Speed is never asserted.
+The yardstick is ``benchmarks/reference.py`` (the authors' loop, written from the method
+description). For each target, on the same source models, data, seed and number of steps:
+
+- training and search: both loops in this process, with the same kernels and threads, so
+  the ratios hold even on a loaded machine; the command checks that both compute the same
+  loss on the same first batch and that both searches choose the same scheme;
+- trainings side by side: N independent trainings (seeds) through the pipeline's own
+  fan-out (:func:`compendium.pipeline.fanout.run_all`: local worker processes, one thread
+  each under the numerical policy), against the reference doing them one after another in
+  this process with the machine's threads, as the script would.
+
+It prints the figures and writes them as JSON. Speed is never asserted.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib.util
 import os
 import platform
@@ -159,13 +168,12 @@ def _rate(images: int, seconds: float) -> float:
     return images / seconds if seconds > 0 else float("nan")
 
 
-def compare_training(setup: Setup, ref: ModuleType, files: Any, *, epochs: int, device,
-                     workers: int) -> dict[str, Any]:
+def compare_training(setup: Setup, ref: ModuleType, files: Any, *, epochs: int, device
+                     ) -> dict[str, Any]:
     """Train the same K frozen models with both loops for the same steps; images/s and memory."""
     device = torch.device(device)
     config = setup.final.model_copy(update={"epochs": epochs, "device": str(device)})
-    recipe = ref.Recipe.from_config(config, workers)
-    loop = ref.ReferenceLoop(files, setup.lam, recipe, device)
+    loop = ref.ReferenceLoop(files, setup.lam, ref.Recipe.from_config(config), device)
 
     from amcf.objective import MCLoss
 
@@ -201,7 +209,6 @@ def compare_training(setup: Setup, ref: ModuleType, files: Any, *, epochs: int, 
                  "eval_images_per_s": _rate(t["eval_images"], t["eval_s"]),
                  "peak_memory_bytes": ours_peak},
         "memory_kind": "cuda max allocated" if device.type == "cuda" else "process RSS",
-        "reference_workers": workers,
     }
     row["train_ratio"] = (row["amcf"]["train_images_per_s"]
                           / row["reference"]["train_images_per_s"])
@@ -237,8 +244,7 @@ def eval_policy_cost(setup: Setup, *, device) -> dict[str, Any]:
             "saved_share": (t["test_evaluations"] - needed) * test_pass_s / wall}
 
 
-def compare_search(setup: Setup, ref: ModuleType, files: Any, *, device, workers: int
-                   ) -> dict[str, Any]:
+def compare_search(setup: Setup, ref: ModuleType, files: Any, *, device) -> dict[str, Any]:
     """The paper's procedure (no memo, fresh builds, the reference loop) against run_amls."""
     from amcf.amls import run_amls
     from amcf.layers import freeze_bottom, num_layers
@@ -249,8 +255,7 @@ def compare_search(setup: Setup, ref: ModuleType, files: Any, *, device, workers
                     freeze_bn_stats=setup.freeze_bn_stats, build=setup.build_one)
     ours_s = time.perf_counter() - start
 
-    loop = ref.ReferenceLoop(files, setup.lam, ref.Recipe.from_config(fitness_config, workers),
-                             device)
+    loop = ref.ReferenceLoop(files, setup.lam, ref.Recipe.from_config(fitness_config), device)
     fitness = ref.reference_fitness(
         loop, setup.build,
         lambda m, k: freeze_bottom(m, k, freeze_bn_stats=setup.freeze_bn_stats))
@@ -272,6 +277,92 @@ def compare_search(setup: Setup, ref: ModuleType, files: Any, *, device, workers
     }
 
 
+def _amcf_training(setup: Setup, config: TrainConfig) -> dict[str, Any]:
+    """One independent training as a stage runs it in a local worker (a seed of ``amcf@``)."""
+    from amcf.objective import MCLoss
+
+    result = fit(setup.frozen(setup.scheme), setup.splits, config, MCLoss(setup.lam))
+    return {"seed": config.seed, "first_loss": result.breakdown["first_loss"],
+            "test_acc": result.test_acc, "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+
+def _started() -> int:
+    """Nothing but what a worker pays before its first training: start-up and imports."""
+    import amcf.train.fit  # noqa: F401
+
+    return os.getpid()
+
+
+@contextmanager
+def _local_workers(workers: int):
+    """``run_all`` with ``workers`` local processes, in a pool started (and ended) inside."""
+    from compendium.pipeline import fanout
+
+    saved = os.environ.get(fanout.LOCAL_WORKERS_ENV)
+    os.environ[fanout.LOCAL_WORKERS_ENV] = str(workers)
+    try:
+        yield fanout
+    finally:
+        pool = fanout.local_executor()
+        if pool is not None:  # a stage's pool ends with the stage: charge its ending too
+            pool.shutdown(wait=True)
+            fanout._local_pool.cache_clear()  # the next comparison starts its own
+        if saved is None:
+            os.environ.pop(fanout.LOCAL_WORKERS_ENV, None)
+        else:
+            os.environ[fanout.LOCAL_WORKERS_ENV] = saved
+
+
+def compare_parallel(setup: Setup, ref: ModuleType, files: Any, *, trainings: int,
+                     workers: int, epochs: int, device) -> dict[str, Any]:
+    """``trainings`` independent trainings (seeds 0, 1, ...), each the final recipe for
+    ``epochs`` epochs: amcf side by side through the pipeline's fan-out with ``workers``
+    local processes (their start and end included), the reference one after another here.
+
+    The reference's trainings share this process, so it pays no start-up per training,
+    which the script, run once per seed, would: the ratio is a lower bound.
+    """
+    device = torch.device(device)
+    seeds = list(range(trainings))
+    config = setup.final.model_copy(update={"epochs": epochs, "device": str(device)})
+    begun = time.perf_counter()
+    with _local_workers(workers) as fanout:
+        fanout.run_all([_started] * workers)
+        ready = time.perf_counter()
+        ours = fanout.run_all([functools.partial(
+            _amcf_training, dataclasses.replace(
+                setup, final=setup.final.model_copy(update={"seed": seed})),
+            config.model_copy(update={"seed": seed})) for seed in seeds])
+        trained = time.perf_counter()
+    ended = time.perf_counter()
+
+    start = time.perf_counter()
+    theirs = []
+    for seed in seeds:  # one run of the script per seed: its own loaders and models
+        recipe = dataclasses.replace(ref.Recipe.from_config(config), seed=seed)
+        models = dataclasses.replace(
+            setup, final=setup.final.model_copy(update={"seed": seed})).frozen(setup.scheme)
+        theirs.append(ref.ReferenceLoop(files, setup.lam, recipe, device).train(models))
+    ref_s = time.perf_counter() - start
+
+    amp = config.amp and device.type == "cuda"
+    for a, b in zip(theirs, ours, strict=True):
+        if abs(a.first_loss - b["first_loss"]) > LOSS_RTOL[amp] * abs(a.first_loss):
+            raise AssertionError(
+                f"seed {b['seed']}: the reference's first-batch loss {a.first_loss!r} is not "
+                f"amcf's {b['first_loss']!r} in its worker: they no longer train the same "
+                "models on the same data")
+    return {
+        "trainings": trainings, "epochs": epochs, "workers": workers,
+        "worker_pids": sorted({row["pid"] for row in ours}),
+        "worker_threads": sorted({row["threads"] for row in ours}),
+        "reference": {"wall_s": ref_s, "threads": torch.get_num_threads()},
+        "amcf": {"wall_s": ended - begun, "start_s": ready - begun,
+                 "trainings_s": trained - ready, "end_s": ended - trained},
+        "parallel_ratio": ref_s / (ended - begun),
+    }
+
+
 def machine() -> dict[str, Any]:
     info = {"python": platform.python_version(), "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(), "cores": usable_cores(),
@@ -287,47 +378,73 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def run_bench(setup: Setup, *, device: str = "auto", epochs: int = 4,
-              workers: int | None = None, threads: int | None = None, search: bool = True,
+def bench_target(setup: Setup, ref: ModuleType, *, device: torch.device, epochs: int,
+                 search: bool, trainings: int, workers: int,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every comparison on one target; its JSON-ready part of the report."""
+    if not isinstance(setup.splits.train, TensorImageDataset):
+        raise TypeError("amcf bench compares on a tensor target (uint8 images in memory), "
+                        f"got {type(setup.splits.train).__name__}")
+    out: dict[str, Any] = {"setup": setup.name, "train_images": len(setup.splits.train),
+                           "batch_size": setup.final.batch_size}
+    with tempfile.TemporaryDirectory(prefix="amcf-bench-") as tmp:
+        files = ref.file_splits(setup.splits, Path(tmp))
+        log(f"{setup.name}: training, {len(setup.sources)} models, {epochs} epochs ...")
+        out["training"] = compare_training(setup, ref, files, epochs=epochs, device=device)
+        log(f"{setup.name}: test evaluation policy, one {setup.final.epochs}-epoch final run ...")
+        out["test_eval"] = eval_policy_cost(setup, device=device)
+        if search:
+            log(f"{setup.name}: search, the paper's procedure, then amcf's ...")
+            out["search"] = compare_search(setup, ref, files, device=device)
+        if trainings:
+            log(f"{setup.name}: {trainings} trainings, {workers} side by side, then in turn ...")
+            out["parallel"] = compare_parallel(setup, ref, files, trainings=trainings,
+                                               workers=workers, epochs=epochs, device=device)
+    out["ratios"] = {
+        "train": out["training"]["train_ratio"], "eval": out["training"]["eval_ratio"],
+        "search": out["search"]["search_ratio"] if search else None,
+        "parallel": out["parallel"]["parallel_ratio"] if trainings else None}
+    return out
+
+
+def default_workers() -> int:
+    """The local worker processes a stage would use here (``AMCF_LOCAL_WORKERS``, else one per
+    core under the numerical policy), at least 2, so the comparison runs side by side."""
+    from compendium.pipeline.fanout import local_workers
+
+    return max(2, local_workers())
+
+
+def run_bench(setups: Sequence[Setup], *, device: str = "auto", epochs: int = 4,
+              threads: int | None = None, search: bool = True, trainings: int = 4,
+              workers: int | None = None,
               stages: Callable[[], dict[str, Any]] | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every comparison on ``setup``; returns the JSON-ready report."""
+    """Every comparison on every target of ``setups``; returns the JSON-ready report."""
     ref = load_reference()
     dev = resolve_device(device)
-    # both loops get the machine's cores, as a pipeline stage does (not the 1 thread that a
-    # shell with OMP_NUM_THREADS=1 would give)
+    # both loops in this process get the machine's cores, as the script would (a shell with
+    # OMP_NUM_THREADS=1 would give them one); the side-by-side workers take one each
     torch.set_num_threads(threads or usable_cores())
-    workers = ref.default_workers() if workers is None else workers
-    report: dict[str, Any] = {"setup": setup.name, "device": str(dev), "machine": machine()}
+    workers = default_workers() if workers is None else workers
+    report: dict[str, Any] = {"device": str(dev), "machine": machine(), "targets": []}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="amcf-bench-") as tmp:
-        if not isinstance(setup.splits.train, TensorImageDataset):
-            raise TypeError("amcf bench compares on a tensor target (uint8 images in memory), "
-                            f"got {type(setup.splits.train).__name__}")
-        files = ref.file_splits(setup.splits, Path(tmp))
-        log(f"training: {len(setup.sources)} models, {epochs} epochs on {setup.name} ...")
-        report["training"] = compare_training(setup, ref, files, epochs=epochs, device=dev,
-                                              workers=workers)
-        log(f"test evaluation policy: one {setup.final.epochs}-epoch final run ...")
-        report["test_eval"] = eval_policy_cost(setup, device=dev)
-        if search:
-            log("search: the paper's procedure, then amcf's ...")
-            report["search"] = compare_search(setup, ref, files, device=dev, workers=workers)
+    for setup in setups:
+        report["targets"].append(bench_target(setup, ref, device=dev, epochs=epochs,
+                                              search=search, trainings=trainings,
+                                              workers=workers, log=log))
     if stages is not None:
         report["stages"] = stages()
-    report["train_ratio"] = report["training"]["train_ratio"]
-    report["search_ratio"] = report["search"]["search_ratio"] if search else None
-    report["same_scheme"] = report["search"]["same_scheme"] if search else None
+    report["ratios"] = {t["setup"]: t["ratios"] for t in report["targets"]}
+    report["same_scheme"] = ({t["setup"]: t["search"]["same_scheme"] for t in report["targets"]}
+                             if search else None)
     report["bench_wall_s"] = time.perf_counter() - started
     return report
 
 
-def render(report: dict[str, Any]) -> str:
-    """The report as a few lines of text."""
-    tr = report["training"]
-    lines = [f"amcf bench on {report['setup']} ({report['device']}; "
-             f"{report['machine']['cpu']}, {report['machine']['cores']} cores"
-             + (f", {report['machine']['cuda']}" if report["machine"]["cuda"] else "") + ")",
+def _render_target(t: dict[str, Any]) -> list[str]:
+    tr = t["training"]
+    lines = [f"{t['setup']} ({t['train_images']} training images, batch {t['batch_size']}):",
              f"first-batch loss: reference {tr['first_batch_loss']['reference']:.6f}, "
              f"amcf {tr['first_batch_loss']['amcf']:.6f} (same)",
              f"{'':24s}{'reference':>12s}{'amcf':>12s}{'ratio':>8s}"]
@@ -338,31 +455,55 @@ def render(report: dict[str, Any]) -> str:
     mib = 2**20
     lines.append(f"{'peak memory MiB':24s}{tr['reference']['peak_memory_bytes'] / mib:12.0f}"
                  f"{tr['amcf']['peak_memory_bytes'] / mib:12.0f}   ({tr['memory_kind']})")
-    te = report["test_eval"]
+    te = t["test_eval"]
     lines.append(f"test split every epoch: {te['every']['test_passes']} passes, "
                  f"{100 * te['every']['share_of_wall']:.0f} % of a {te['epochs']}-epoch run; "
                  f"only when val improves: {te['improved']['test_passes']} passes, "
                  f"{100 * te['improved']['share_of_wall']:.0f} %")
-    if report.get("search"):
-        s = report["search"]
+    if t.get("search"):
+        s = t["search"]
         lines += [f"search ({s['swarm']['particles']} particles, {s['swarm']['iterations']} "
                   f"iterations, {s['fitness_epochs']}-epoch fitness):",
-                  f"{'':24s}{'reference':>12s}{'amcf':>12s}{'ratio':>8s}",
                   f"{'wall time s':24s}{s['reference']['wall_s']:12.1f}"
                   f"{s['amcf']['wall_s']:12.1f}{s['search_ratio']:8.2f}",
                   f"{'trainings':24s}{s['reference']['trainings']:12d}"
                   f"{s['amcf']['trainings']:12d}",
                   f"chosen scheme: reference {s['reference']['best']}, amcf {s['amcf']['best']}"
                   f" (same: {s['same_scheme']})"]
+    if t.get("parallel"):
+        p = t["parallel"]
+        a = p["amcf"]
+        threads = "/".join(map(str, p["worker_threads"]))
+        lines += [f"{p['trainings']} trainings of {p['epochs']} epochs: reference one after "
+                  f"another ({p['reference']['threads']} threads), amcf {p['workers']} side by "
+                  f"side ({len(p['worker_pids'])} processes, {threads} thread each):",
+                  f"{'wall time s':24s}{p['reference']['wall_s']:12.1f}{a['wall_s']:12.1f}"
+                  f"{p['parallel_ratio']:8.2f}",
+                  f"  amcf: workers start {a['start_s']:.1f} s, trainings {a['trainings_s']:.1f}"
+                  f" s, workers end {a['end_s']:.1f} s"]
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as a few lines of text."""
+    m = report["machine"]
+    lines = [f"amcf bench ({report['device']}; {m['cpu']}, {m['cores']} cores, "
+             f"{m['threads']} threads" + (f", {m['cuda']}" if m["cuda"] else "") + ")"]
+    for t in report["targets"]:
+        lines += _render_target(t)
     if report.get("stages"):
         from benchmarks.stage_costs import render_stages
 
         lines += render_stages(report["stages"])
-    lines.append(f"train_ratio {report['train_ratio']:.2f}, search_ratio "
-                 f"{report['search_ratio'] or float('nan'):.2f}, same_scheme "
-                 f"{report['same_scheme']}; {report['bench_wall_s']:.0f} s")
+    lines.append("ratios, amcf over the authors' loop (speed-up):")
+    lines.append(f"{'target':24s}{'train':>8s}{'eval':>8s}{'search':>8s}{'parallel':>9s}")
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    for name, r in report["ratios"].items():
+        lines.append(f"{name:24s}{fmt(r['train']):>8s}{fmt(r['eval']):>8s}"
+                     f"{fmt(r['search']):>8s}{fmt(r['parallel']):>9s}")
+    lines.append(f"same scheme: {report['same_scheme']}; {report['bench_wall_s']:.0f} s")
     return "\n".join(lines)
 
 
-__all__ = ["Setup", "compare_search", "compare_training", "embedded_setup", "load_reference",
-           "run_bench", "eval_policy_cost"]
+__all__ = ["Setup", "bench_target", "compare_parallel", "compare_search", "compare_training",
+           "embedded_setup", "eval_policy_cost", "load_reference", "run_bench"]

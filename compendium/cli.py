@@ -110,15 +110,20 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
                        "on the same models, data, seed and steps; prints and writes the ratios. "
                        "Needs a checkout: the benchmark's code lives in benchmarks/.")
     p.add_argument("--out", help="also write the figures as JSON to this file")
-    p.add_argument("--target", default="digits", help="embedded target (default: digits)")
+    p.add_argument("--target", action="append", metavar="TARGET",
+                   help="an embedded target (repeat for more; default: every target)")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--prepared-dir", default="build/data")
-    p.add_argument("--epochs", type=int, default=4, help="epochs of the training comparison")
+    p.add_argument("--epochs", type=int, default=4,
+                   help="epochs of the training comparisons (default: 4)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--trainings", type=int, default=4,
+                   help="independent trainings of the side-by-side comparison (0: skip it)")
     p.add_argument("--workers", type=int, default=None,
-                   help="the reference's DataLoader workers (default: cores, at most 8)")
+                   help="local worker processes that run them side by side (default: as a "
+                   "stage, one per core, at least 2)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads of both loops (default: the machine's cores)")
+                   help="torch threads of both loops in this process (default: the cores)")
     p.add_argument("--no-search", action="store_true", help="skip the search comparison")
     p.add_argument("--notebooks", default="build/notebooks",
                    help="executed stage notebooks to read the per-stage costs from")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # only named here: the training stages' workers load no pandas
+    import pandas as pd
 
 
 @dataclass(frozen=True)

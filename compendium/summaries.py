@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from compendium import results
 from compendium.methods.entry import Method, method_info
 from compendium.seedstats import mean_std
+
+if TYPE_CHECKING:  # pandas loads when a frame is built: the stages' workers build none
+    import pandas as pd
 
 # a stage group -> its folder under results/<target>/ (amcf@ publishes at the top)
 GROUP_FOLDERS = {"amcf": "", "baselines": "baselines", "ablations": "ablations"}
@@ -27,6 +29,8 @@ def group_frame(results_dir: str | os.PathLike, target: str, group: str,
                 entries: Sequence[Method] = ()) -> pd.DataFrame:
     """One row per run of the stage group on ``target`` (sorted by method, then seed); with
     the group's ``entries``, each method's label, family and table order too."""
+    import pandas as pd
+
     if group not in GROUP_FOLDERS:
         raise ValueError(f"group must be one of {sorted(GROUP_FOLDERS)}, got {group!r}")
     rows = []

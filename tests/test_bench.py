@@ -1,5 +1,6 @@
 """The fast paths compute what the plain ones do: the reference loop (the authors' way) and
-amcf's trainer give the same losses and the same chosen scheme; the test-evaluation policy,
+amcf's trainer give the same losses and the same chosen scheme, also when amcf's trainings run
+side by side; the reference does what the authors' script does; the test-evaluation policy,
 pooled DataLoader workers and the images stored at prepare time change no number."""
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from conftest import SmallCNN
 from PIL import Image
 
 from amcf.datasets import iterate_batches
+from amcf.layers import freeze_bottom
 from amcf.objective import MCLoss
 from amcf.train.config import TrainConfig
 from amcf.train.fit import fit
-from benchmarks.sidebyside import Setup, compare_search, compare_training, load_reference
+from benchmarks.sidebyside import (
+    Setup,
+    compare_parallel,
+    compare_search,
+    compare_training,
+    load_reference,
+)
 from benchmarks.stage_costs import stage_costs
 from compendium.data.transforms import FileImageDataset, paper_transform
 
@@ -39,33 +47,74 @@ def small(digits):
                                val=_subset(digits.val, 64), test=_subset(digits.test, 64))
 
 
+def small_cnn(j: int) -> SmallCNN:
+    """Source j (a module-level function: worker processes unpickle it by name)."""
+    return SmallCNN(width=8 + 4 * j)
+
+
 def _setup(splits, k=2) -> Setup:
     return Setup(name="test", sources=[f"s{j}" for j in range(k)], splits=splits, lam=0.2,
                  freeze_bn_stats=False,
                  pso={"particles": 3, "iterations": 1, "seed": 0, "v_max": 1.0},
                  fitness=CONFIG.model_copy(update={"epochs": 1}), final=CONFIG,
-                 scheme=(1, 0)[:k], build_one=lambda j: SmallCNN(width=8 + 4 * j))
+                 scheme=(1, 0)[:k], build_one=small_cnn)
 
 
 def test_reference_loop_trains_exactly_as_fit(small, tmp_path):
     ref = load_reference()
     setup = _setup(small)
     files = ref.file_splits(small, tmp_path)
-    loop = ref.ReferenceLoop(files, setup.lam, ref.Recipe.from_config(CONFIG, 0))
+    loop = ref.ReferenceLoop(files, setup.lam, ref.Recipe.from_config(CONFIG))
     reference = loop.train(setup.frozen(setup.scheme))
     ours = fit(setup.frozen(setup.scheme), small, CONFIG, MCLoss(setup.lam))
     assert reference.first_loss == pytest.approx(ours.breakdown["first_loss"], rel=1e-5)
     for a, b in zip(reference.history, ours.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert (a["val_acc"], a["test_acc"]) == (b["val_acc"], b["test_acc"])
-    row = compare_training(setup, ref, files, epochs=1, device="cpu", workers=0)
+    row = compare_training(setup, ref, files, epochs=1, device="cpu")
     assert row["steps"] == 5 and row["train_ratio"] > 0
+
+
+def test_reference_loop_does_what_the_authors_script_does(small, tmp_path, monkeypatch):
+    """One loop is one run of the script: its loaders are built once and serve every fitness
+    call, start no worker, and decode each image from its file, in this process, every time
+    a batch draws it; every fitness call builds its models again (no memo)."""
+    ref = load_reference()
+    setup = _setup(small)
+    files = ref.file_splits(small, tmp_path)
+    loop = ref.ReferenceLoop(files, setup.lam, ref.Recipe.from_config(setup.fitness))
+    assert {split: ldr.num_workers for split, ldr in loop.loaders.items()} == {
+        "train": 0, "val": 0, "test": 0}
+    later, reads, builds = [], [], []
+    monkeypatch.setattr(ref, "DataLoader", lambda *a, **k: later.append(a))
+    read = ref.ImageFiles.__getitem__
+    monkeypatch.setattr(ref.ImageFiles, "__getitem__",
+                        lambda self, i: reads.append(os.getpid()) or read(self, i))
+    fitness = ref.reference_fitness(loop, lambda: builds.append(1) or setup.build(),
+                                    freeze_bottom)
+    assert fitness((1, 0)) == fitness((1, 0))  # reseeded: the same scheme scores the same
+    assert later == [] and len(builds) == 2
+    assert len(reads) == 2 * (len(small.train) + len(small.val))  # 1 epoch, val only
+    assert set(reads) == {os.getpid()}
+
+
+def test_trainings_side_by_side_train_what_the_reference_trains(small, tmp_path):
+    """amcf's trainings run through the pipeline's fan-out in two worker processes, one
+    thread each, and each computes the reference's first-batch loss for its seed."""
+    ref = load_reference()
+    setup = _setup(small)
+    out = compare_parallel(setup, ref, ref.file_splits(small, tmp_path), trainings=3,
+                           workers=2, epochs=1, device="cpu")
+    assert os.getpid() not in out["worker_pids"] and 1 <= len(out["worker_pids"]) <= 2
+    assert out["worker_threads"] == [1]
+    assert out["parallel_ratio"] > 0 and out["amcf"]["wall_s"] >= out["amcf"]["trainings_s"]
+    assert "AMCF_LOCAL_WORKERS" not in os.environ
 
 
 def test_paper_search_and_amcf_search_choose_the_same_scheme(small, tmp_path):
     ref = load_reference()
     setup = _setup(small)
-    out = compare_search(setup, ref, ref.file_splits(small, tmp_path), device="cpu", workers=0)
+    out = compare_search(setup, ref, ref.file_splits(small, tmp_path), device="cpu")
     assert out["same_scheme"]
     assert out["reference"]["best_fitness"] == out["amcf"]["best_fitness"]
     assert out["reference"]["calls"] == out["amcf"]["calls"] == 6

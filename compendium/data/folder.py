@@ -24,7 +24,6 @@ import numpy as np
 import yaml
 from PIL import ImageOps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from compendium.data.cards import per_class_counts, render_card
 from compendium.data.disk import check_copy
@@ -81,9 +80,17 @@ def load_entries(params: str | Path | dict | list) -> list[FolderDataset]:
     return entries
 
 
+def _image_extensions() -> tuple[str, ...]:
+    # torchvision's list, loaded when a folder is scanned: the other stages never need it
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return IMG_EXTENSIONS
+
+
 def _images_in(folder: Path) -> list[Path]:
+    extensions = _image_extensions()
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+                  if p.is_file() and p.suffix.lower() in extensions)
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -119,7 +126,7 @@ def scan(entry: FolderDataset) -> tuple[list[str], list[Path], np.ndarray, np.nd
     for c, name in enumerate(classes):
         if c not in labels:
             raise DataError(f"dataset {entry.name!r}: class folder {base / name} has no images "
-                            f"({', '.join(sorted(IMG_EXTENSIONS))}).")
+                            f"({', '.join(sorted(_image_extensions()))}).")
     labels_arr = np.array(labels)
     if has_split:
         split = np.array(official, dtype=object)

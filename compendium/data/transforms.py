@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
-from torchvision import transforms as T
 
 from compendium.data.errors import DataError
 
@@ -21,6 +20,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def paper_transform(train: bool, image_size: int = 224, resize: int = 256) -> Callable:
     """Train: Resize(256), RandomResizedCrop(224), flip; eval: Resize(256), CenterCrop(224);
     both ImageNet-normalised (Feng et al. 2024, as in the released script)."""
+    # torchvision loads here, for image files: a tensor dataset's stages never need it
+    from torchvision import transforms as T
+
     if train:
         steps = [T.Resize(resize), T.RandomResizedCrop(image_size), T.RandomHorizontalFlip()]
     else:

@@ -223,8 +223,11 @@ def local_workers() -> int:
 
 
 def _init_worker() -> None:
+    from compendium.pipeline import freeze_at_exit
+
     os.environ[IN_WORKER_ENV] = "1"
     numerics.apply()
+    freeze_at_exit()  # the stage waits for its workers to end
 
 
 @functools.cache

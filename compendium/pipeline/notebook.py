@@ -202,8 +202,25 @@ def notebook_defaults(notebook: str | os.PathLike) -> dict[str, Any]:
     return {k: v for k, v in namespace.items() if not k.startswith("__")}
 
 
+# what the stage's kernel runs before the notebook's first cell (see freeze_at_exit)
+KERNEL_START = "import compendium.pipeline as _p; _p.freeze_at_exit(); del _p"
+
+
+def _without_iri_grammars() -> None:
+    """Keep jsonschema from compiling rfc3987-syntax's IRI grammars in this process.
+
+    papermill loads nbformat, which loads jsonschema, which builds 39 lark grammars for its
+    ``iri`` format checks when the optional rfc3987-syntax is installed (JupyterLab's
+    jupyter-events brings it): 1-2 s of every stage's start. nbformat validates notebooks
+    without format checks, so the runner needs none of them.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # None: importing it fails at once
+
+
 def run(notebook: str, output: str, argv: list[str], *, kernel: str = "python3") -> dict:
     """Execute ``notebook`` with parameters from ``argv`` into ``output``; return them."""
+    _without_iri_grammars()
     import papermill
 
     from amcf import numerics
@@ -218,7 +235,7 @@ def run(notebook: str, output: str, argv: list[str], *, kernel: str = "python3")
     started = time.perf_counter()
     papermill.execute_notebook(
         notebook, output, parameters=params, kernel_name=kernel, progress_bar=False,
-        cwd=os.getcwd(),
+        cwd=os.getcwd(), extra_arguments=[f"--IPKernelApp.exec_lines={KERNEL_START}"],
     )
     print(f"{notebook} -> {output} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return params

@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from amcf.io import atomic_path
+
+if TYPE_CHECKING:  # pandas loads when a table is read: the sample sheet reads none
+    import pandas as pd
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -35,6 +38,8 @@ def save_figure(fig: Figure, stem: str | os.PathLike | None) -> Figure:
 
 
 def read_table(data: pd.DataFrame | str | os.PathLike, needed: Sequence[str], what: str):
+    import pandas as pd
+
     frame = data if isinstance(data, pd.DataFrame) else pd.read_csv(data)
     missing = [c for c in needed if c not in frame.columns]
     if missing:

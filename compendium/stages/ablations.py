@@ -22,7 +22,6 @@ from compendium.data.prepared import load_splits
 from compendium.methods.ablations.amcf_dml import DeepMutualLearning
 from compendium.methods.entry import Method, discover, runs, seeds_of
 from compendium.pipeline.fanout import attached, run_all
-from compendium.plots.methods import plot_method_accuracies
 from compendium.stages.choice import (
     SELECTION_SEEDS,
     best_on_validation,
@@ -160,4 +159,7 @@ def ablations_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
     run_ablations(setting, seeds, lams, methods, few_seeds=few_seeds)
     frame = group_frame(results_dir, target, "ablations", ABLATIONS)
     write_group_summary(results_dir, target, "ablations", frame)
+    # imported here: the worker processes that import this module to train draw nothing
+    from compendium.plots.methods import plot_method_accuracies
+
     plot_method_accuracies(frame, Path(results_dir) / target / "ablations" / "accuracies")

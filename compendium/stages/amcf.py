@@ -21,7 +21,6 @@ from amcf.train.records import write_predictions
 from compendium import results
 from compendium.data.prepared import load_splits
 from compendium.pipeline.fanout import attached, run_all
-from compendium.plots.curves import plot_per_class_errors, plot_training_curves
 from compendium.stages.runs import Setting, check_device, publish, seeded, work_dir
 from compendium.summaries import write_group_summary
 
@@ -107,6 +106,9 @@ def amcf_stage(target: str, seeds: Sequence[int], sources: Mapping[str, Mapping[
     write_group_summary(results_dir, target, "amcf")
     out = setting.out_dir("amcf", seeds[0])  # the first seed's run, drawn below
     metrics = results.read_metrics(out / "metrics.json")
+    # imported here: the worker processes that import this module to train draw nothing
+    from compendium.plots.curves import plot_per_class_errors, plot_training_curves
+
     plot_training_curves(results.history_frame(out), out / "curves",
                          selected_epoch=metrics["selected_epoch"],
                          title=f"AMCF on {target}, seed {seeds[0]}")

@@ -32,7 +32,6 @@ from compendium.methods.baselines.finetune import finetune
 from compendium.methods.baselines.linear import linear_probe
 from compendium.methods.entry import Method, by_run, discover, option_grid, runs, seeds_of
 from compendium.pipeline.fanout import attached, run_all
-from compendium.plots.methods import plot_method_accuracies
 from compendium.seedstats import best_single_source as best_on_val
 from compendium.stages.choice import (
     SELECTION_SEEDS,
@@ -301,5 +300,8 @@ def baselines_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
                          few_seeds=few_seeds)
     frame = group_frame(results_dir, target, "baselines", BASELINES)
     write_group_summary(results_dir, target, "baselines", frame)
+    # imported here: the worker processes that import this module to train draw nothing
+    from compendium.plots.methods import plot_method_accuracies
+
     plot_method_accuracies(frame, Path(results_dir) / target / "baselines" / "accuracies")
     return best

@@ -24,7 +24,6 @@ from amcf.train.config import FitnessConfig, TrainConfig
 from compendium import results
 from compendium.data.prepared import load_splits
 from compendium.pipeline.fanout import attached, run_all
-from compendium.plots.search import plot_layer_scheme, plot_swarm
 from compendium.stages.runs import (
     check_device,
     data_fingerprint,
@@ -171,6 +170,9 @@ def search_stage(target: str, sources: Mapping[str, Mapping[str, Any]], lam: flo
     found = run_searches(splits, specs, pso, config, lam, search_seeds, out_dir, work_dir,
                          freeze_bn_stats=freeze_bn_stats, compare_scores=compare_scores)
     figures = Path(out_dir) / "figures"
+    # imported here: the worker processes that import this module to train draw nothing
+    from compendium.plots.search import plot_layer_scheme, plot_swarm
+
     plot_swarm(found[0].to_dict(), figures / "swarm", dim_names=list(sources))
     tables = {s.name: layer_table(build_model(s, splits.num_classes)) for s in specs}
     plot_layer_scheme(tables, found[0].best, figures / "scheme")

@@ -14,7 +14,6 @@ import os
 from typing import Any
 
 from amcf.amls import run_amls
-from amcf.models.build import SourceSpec
 from compendium.methods.baselines._genetic import genetic_search
 from compendium.methods.entry import Method
 
@@ -38,6 +37,10 @@ def als_search(source: Any, splits: Any, train_config: Any, *, particles: int = 
     to the GA unchanged (population, mutation_rate...). Returns its SearchResult;
     ``result.best[0]`` is the number of bottom layers to freeze.
     """
+    # the models (timm, torchvision) load when ALS runs: the report, which reads the
+    # registry of methods, runs none
+    from amcf.models.build import SourceSpec
+
     if not isinstance(source, SourceSpec):
         raise ValueError("ALS searches one source: pass a single SourceSpec")
     settings = {
