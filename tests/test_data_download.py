@@ -41,12 +41,18 @@ def _leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name != "big.tar")
 
 
-def test_a_dropped_connection_resumes_with_a_range_request(site, tmp_path):
-    server = {"ranges": True, "drop_after": download.CHUNK + 100}
+def _fetch_once_dropped(site, tmp_path, ranges: bool):
+    """Fetch big.tar from a server that drops the first transfer a chunk in; the file and
+    the (range asked, status, bytes sent) of each request."""
+    server = {"ranges": ranges, "drop_after": download.CHUNK + 100}
     with serve(site, flaky=server) as url:
         [got] = _fetch(site, url, tmp_path / "data")
     assert got.read_bytes() == (site / "big.tar").read_bytes()
-    first, second = server["requests"]
+    return got, server["requests"]
+
+
+def test_a_dropped_connection_resumes_with_a_range_request(site, tmp_path):
+    got, (first, second) = _fetch_once_dropped(site, tmp_path, ranges=True)
     assert first == (None, 200, download.CHUNK + 100)
     # the second request asks for the rest only (from the last whole chunk received), and
     # gets only the rest
@@ -57,11 +63,7 @@ def test_a_dropped_connection_resumes_with_a_range_request(site, tmp_path):
 
 
 def test_a_server_without_range_support_sends_the_whole_file_again(site, tmp_path):
-    server = {"ranges": False, "drop_after": download.CHUNK + 100}
-    with serve(site, flaky=server) as url:
-        [got] = _fetch(site, url, tmp_path / "data")
-    assert got.read_bytes() == (site / "big.tar").read_bytes()
-    first, second = server["requests"]
+    got, (_, second) = _fetch_once_dropped(site, tmp_path, ranges=False)
     assert _resumed_at(second) > 0  # asked to resume ...
     assert second[1:] == (200, got.stat().st_size)  # ... got all of it, kept only that
 
