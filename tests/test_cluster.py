@@ -67,6 +67,18 @@ def test_stages_run_as_ray_tasks_in_graph_order_and_are_committed(toy, local_ray
     assert cluster.plan(".").order == []
 
 
+def test_a_dry_run_lists_what_would_run_and_then_says_all_is_up_to_date(toy, local_ray,
+                                                                      capsys):
+    """scripts/cluster-check reads the last line: its reference must be up to date."""
+    assert cluster.main(["--dry"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert listed[-1] == "join" and "pretrain@a" in listed
+    cluster.execute(cluster.plan("."), log_dir=Path("logs"), task_cpus=1)
+    capsys.readouterr()
+    assert cluster.main(["--dry"]) == 0
+    assert capsys.readouterr().out == "every stage is up to date\n"
+
+
 def test_a_failed_stage_is_reported_and_the_others_are_committed(toy, local_ray, capsys):
     text = (toy / "dvc.yaml").read_text().replace(
         "mkdir -p out &&", "mkdir -p out && test ${key} != a || { echo no luck for a; exit 3; } &&")

@@ -472,6 +472,9 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     started = time.perf_counter()
     stage_plan = plan(".", args.stages)
     if args.dry:
+        if not stage_plan.order and not stage_plan.sources and not stage_plan.missing:
+            print("every stage is up to date")  # scripts/cluster-check reads this line
+            return 0
         if stage_plan.missing:
             print(f"(first fetched, missing: {', '.join(stage_plan.missing)})")
         for a in stage_plan.order:
