@@ -8,7 +8,6 @@ accepts nothing but numpy arrays, and only after the wheel's sha256 matched).
 from __future__ import annotations
 
 import gzip
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from compendium.data.embedded.common import SEED
 from compendium.data.errors import DataError
 from compendium.data.fetch import WheelFiles
 from compendium.data.info import DatasetInfo, register
+from compendium.data.numpy_pickle import load_numpy_pickle
 from compendium.data.prepared import Prepared
 from compendium.data.splits import stratified_split
 
@@ -35,21 +35,11 @@ FILES = WheelFiles(
 )
 PER_CLASS = {"train": 400, "val": 50, "test": 50}
 
-_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct")}
-
-
-class _ArraysOnly(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        module = module.replace("numpy.core", "numpy._core")
-        if (module, name) not in _ALLOWED:
-            raise DataError(f"Animal-MNIST pickle refers to {module}.{name}; only numpy arrays "
-                            "are accepted. Fix: re-fetch the pinned wheel (animal-mnist==0.4).")
-        return super().find_class(module, name)
-
 
 def load_array(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
-        return np.asarray(_ArraysOnly(f).load())
+        return np.asarray(load_numpy_pickle(
+            f, "Animal-MNIST", "re-fetch the pinned wheel (animal-mnist==0.4)."))
 
 
 def prepare(data_dir: Path, work_dir: Path) -> Prepared:

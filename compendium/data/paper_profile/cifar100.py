@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import pickle
 from pathlib import Path
 
 import numpy as np
 
-from compendium.data.errors import DataError
 from compendium.data.fetch import RemoteFile
 from compendium.data.info import DatasetInfo, DiskShape, register
+from compendium.data.numpy_pickle import load_numpy_pickle
 from compendium.data.paper_profile.common import SEED, VAL_FRACTION, read_member
 from compendium.data.prepared import Prepared
 from compendium.data.splits import carve_val
@@ -20,22 +19,11 @@ from compendium.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 ARCHIVE = RemoteFile("cifar100/cifar-100-python.tar.gz",
                      ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
                      "md5:eb9058c3a382ffc7106e4002c42a8d85", size=169_001_437)
-_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct")}
-
-
-class _PlainData(pickle.Unpickler):
-    """CIFAR's pickles hold dicts, lists, bytes and numpy arrays; refuse anything else."""
-
-    def find_class(self, module: str, name: str):
-        module = module.replace("numpy.core", "numpy._core")
-        if (module, name) not in _ALLOWED:
-            raise DataError(f"CIFAR-100 pickle refers to {module}.{name}; refusing to load it. "
-                            "Fix: fetch the official archive again.")
-        return super().find_class(module, name)
 
 
 def _load(archive: Path, member: str) -> dict:
-    return _PlainData(io.BytesIO(read_member(archive, member, "cifar100")), encoding="bytes").load()
+    return load_numpy_pickle(io.BytesIO(read_member(archive, member, "cifar100")), "CIFAR-100",
+                             "fetch the official archive again.", encoding="bytes")
 
 
 def prepare(data_dir: Path, work_dir: Path) -> Prepared:
