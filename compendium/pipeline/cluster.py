@@ -69,6 +69,11 @@ class Plan:
     outs: dict[str, list[str]] = field(default_factory=dict)  # removed before the stage runs
     kept: dict[str, list[str]] = field(default_factory=dict)  # `persist: true`: never removed
 
+    @property
+    def up_to_date(self) -> bool:
+        """Nothing to run, record or fetch (scripts/cluster-check reads the line that says so)."""
+        return not self.order and not self.sources and not self.missing
+
 
 def _matches(name: str, pattern: str) -> bool:
     return name == pattern or name.split("@")[0] == pattern or fnmatch.fnmatchcase(name, pattern)
@@ -472,8 +477,8 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     started = time.perf_counter()
     stage_plan = plan(".", args.stages)
     if args.dry:
-        if not stage_plan.order and not stage_plan.sources and not stage_plan.missing:
-            print("every stage is up to date")  # scripts/cluster-check reads this line
+        if stage_plan.up_to_date:
+            print("every stage is up to date")
             return 0
         if stage_plan.missing:
             print(f"(first fetched, missing: {', '.join(stage_plan.missing)})")
@@ -483,7 +488,7 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     if fetch_inputs(stage_plan, fetch=not args.no_fetch):
         stage_plan = plan(".", args.stages)
         fetch_inputs(stage_plan, fetch=False)  # what the fetch did not give stops the run here
-    if not stage_plan.order and not stage_plan.sources:
+    if stage_plan.up_to_date:
         print("every stage is up to date")
         return 0
     if args.task_cpus is None:
