@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 # The offline mirror of public files beside the repository (CI's and this project's machines);
-# without it, `amcf data fetch` downloads from the official URLs.
-AMCF_DATA_MIRROR ?= $(wildcard ../shared/data)
+# without it, `amcf data fetch` downloads from the official URLs. Absolute, because tests and
+# stages run from other directories.
+AMCF_DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
 export AMCF_DATA_MIRROR
 PYTEST_WORKERS ?= 2
 # the active profile (params.yaml's `profile:`); its results live in results/$(PROFILE)/

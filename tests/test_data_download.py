@@ -1,6 +1,9 @@
 """Downloads that retry, resume after a broken transfer and verify: against the local server,
 one that drops the connection mid-file once, with and without Range support."""
 
+import io
+import sys
+
 import pytest
 from data_support import serve, sha256
 
@@ -126,7 +129,27 @@ def test_a_transfer_that_keeps_breaking_gives_up_and_keeps_its_bytes(site, tmp_p
     assert part.read_bytes() == b"\x00" * 10  # kept for the next run
 
 
-def test_no_progress_bar_off_a_terminal(site, tmp_path, capsys):
+@pytest.mark.parametrize("ci", [None, "true"])
+def test_no_progress_bar_off_a_terminal_or_in_ci(site, tmp_path, capsys, monkeypatch, ci):
+    # CI runners set CI=true; the bar must stay hidden there as well as off a terminal
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
     with serve(site, flaky={"ranges": True}) as url:
         _fetch(site, url, tmp_path / "data")
-    assert capsys.readouterr().err == ""  # pytest's stderr is no terminal, as CI's is not
+    assert capsys.readouterr().err == ""  # pytest's stderr is no terminal
+
+
+def test_a_progress_bar_on_a_terminal(site, tmp_path, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    with serve(site, flaky={"ranges": True}) as url:
+        _fetch(site, url, tmp_path / "data")
+    assert "big.tar" in screen.getvalue()

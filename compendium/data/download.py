@@ -54,9 +54,10 @@ def _session() -> requests.Session:
     return session
 
 
-def _show_progress() -> bool | None:
-    # tqdm's None: a bar only when stderr is a terminal; never in CI
-    return False if os.environ.get("CI") else None
+def _progress_disabled() -> bool | None:
+    # tqdm's `disable`: None hides the bar unless stderr is a terminal; CI runners
+    # (which set CI) may hand the job a pseudo-terminal, so there it is always hidden
+    return True if os.environ.get("CI") else None
 
 
 def _validator_file(part: Path) -> Path:
@@ -152,7 +153,7 @@ def _receive(response: requests.Response, part: Path, start: int, total: int | N
     written = 0
     with open(part, "r+b" if start and part.is_file() else "wb") as out, \
             tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-                 desc=label, disable=_show_progress(), leave=False) as bar:
+                 desc=label, disable=_progress_disabled(), leave=False) as bar:
         out.seek(start)
         out.truncate()
         try:
