@@ -86,6 +86,20 @@ def test_same_seed_repeats_and_other_seed_differs(digits, make_cnn):
     assert [r["train_loss"] for r in a.history] != [r["train_loss"] for r in c.history]
 
 
+def test_cpu_training_is_channels_last_and_its_layout_is_part_of_the_run(digits, make_cnn):
+    # the CPU trainer runs its convolutions channels-last (oneDNN is faster there); the layout
+    # changes the summation order, so a run in the other layout is another run
+    nhwc, nchw = _models(make_cnn), _models(make_cnn)
+    a = fit(nhwc, digits, TrainConfig(**FAST))
+    b = fit(nchw, digits, TrainConfig(**FAST, channels_last=False))
+    convs = [p for p in nhwc[0].parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert all(p.is_contiguous() for p in nchw[0].parameters())
+    assert a.metrics["identity"] != b.metrics["identity"]
+    # the same training, summed in another order: close, not equal bit for bit
+    assert abs(a.history[-1]["train_loss"] - b.history[-1]["train_loss"]) < 0.05
+
+
 class _Kill(Exception):
     pass
 

@@ -45,7 +45,7 @@ def _logit_batches(
     try:
         for x, y in iterate_batches(dataset, batch_size, train=False, generator=generator,
                                     device=device, num_workers=num_workers):
-            if channels_last and device.type == "cuda":
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode():
                 with autocast_for(device, amp):

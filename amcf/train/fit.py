@@ -136,7 +136,7 @@ def _train_epoch(models, splits, config, objective, run: _Run, device) -> float:
     total = torch.zeros((), device=device)
     first = None
     seen = 0
-    channels_last = config.channels_last and device.type == "cuda"
+    channels_last = config.channels_last
     for x, y in iterate_batches(splits.train, config.batch_size, train=True,
                                 generator=run.batches, device=device,
                                 num_workers=config.workers()):
@@ -325,7 +325,7 @@ def fit(
     torch.manual_seed(config.seed)
     for m in models:
         m.to(device)
-        if config.channels_last and device.type == "cuda":
+        if config.channels_last:
             m.to(memory_format=torch.channels_last)
         if config.compile and device.type == "cuda":
             m.compile()  # in place: the state_dict keys (checkpoints) stay as they are
