@@ -27,6 +27,7 @@ from amcf.train.config import FITNESS_SCORES, FitnessConfig, TrainConfig
 from amcf.train.cuda import CudaUnavailable, require_cuda, requires_cuda
 from compendium.methods.entry import Method, by_run, check_options
 from compendium.methods.registry import ABLATION_RUNS, ABLATIONS, BASELINE_RUNS, BASELINES
+from compendium.plan import AnalysisPlan
 
 
 class _Strict(BaseModel):
@@ -168,6 +169,7 @@ class Params(_Strict):
     baselines: BaselinesSection
     ablations: AblationsSection
     report: ReportSection
+    analysis_plan: AnalysisPlan  # compendium/plan.py, docs/analysis-plan.md
 
     @model_validator(mode="after")
     def _consistent(self) -> Params:
@@ -212,6 +214,12 @@ class Params(_Strict):
                 raise ValueError(f"{where}.device: {recipe.device!r} names one GPU; use "
                                  "'cuda': each training runs on the GPU it is given (Ray "
                                  "sets CUDA_VISIBLE_DEVICES), which it sees as the first")
+        planned = self.analysis_plan.targets
+        if set(planned) != set(self.targets):
+            raise ValueError(f"analysis_plan.targets {planned} are not the targets "
+                             f"{list(self.targets)}: the plan fixes the targets before the "
+                             "results, so change both together (a change of the plan reruns "
+                             "every training stage) and say why in docs/analysis-plan.md")
         if self.report.featured_target not in self.targets:
             raise ValueError(f"report.featured_target {self.report.featured_target!r} is not "
                              f"one of the targets {list(self.targets)}")

@@ -9,12 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from amcf.io import write_json, write_text
+from compendium.plan import AnalysisPlan
 from compendium.timings import SUMMARY_NAME, metrics_digest, render_summary
 
 DEMO_SOURCES = ("mnist", "animals", "twemoji")
 DEMO_TARGETS = ("digits", "omniglot-small")
+PARAMS_YAML = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def demo_plan(targets: Sequence[str] = DEMO_TARGETS) -> AnalysisPlan:
+    """The committed profile's analysis plan, drawn on ``targets``."""
+    plan = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))["analysis_plan"]
+    return AnalysisPlan(**{**plan, "targets": list(targets)})
 
 
 def _methods(sources: Sequence[str]) -> list[tuple[str, int]]:

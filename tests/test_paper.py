@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from reporting_support import DEMO_PARAMS, write_demo_results
+from reporting_support import DEMO_PARAMS, demo_plan, write_demo_results
 
 from amcf.io import write_json
 from compendium.report.paper_inputs import write_paper_inputs
@@ -56,7 +56,8 @@ def built_paper(tmp_path_factory):
     paper.mkdir()
     for name in ("main.tex", "references.bib"):
         shutil.copy(PAPER / name, paper / name)
-    written = write_paper_inputs(results, paper, "test_profile & co", DEMO_PARAMS)
+    written = write_paper_inputs(results, paper, "test_profile & co", DEMO_PARAMS,
+                                 plan=demo_plan())
     proc = subprocess.run(
         ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
         cwd=paper, capture_output=True, text=True, timeout=120,
@@ -124,8 +125,9 @@ def test_paper_inputs_repeat_byte_for_byte_and_read_the_pretrain_layer_tables(tm
     for name, rows in tables.items():
         write_json(results / "sources" / name / "layers.json",
                    {"source": name, "arch": "amcf_resnet_tiny", "layers": rows})
-    first = write_paper_inputs(results, tmp_path / "a", "embedded", DEMO_PARAMS)
-    write_paper_inputs(results, tmp_path / "b", "embedded", DEMO_PARAMS)
+    plan = demo_plan(["digits"])
+    first = write_paper_inputs(results, tmp_path / "a", "embedded", DEMO_PARAMS, plan=plan)
+    write_paper_inputs(results, tmp_path / "b", "embedded", DEMO_PARAMS, plan=plan)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
     assert len(files) > 15 and Path("figures/differences.pdf") in files
@@ -136,4 +138,4 @@ def test_paper_inputs_repeat_byte_for_byte_and_read_the_pretrain_layer_tables(tm
     # no layer tables at all: the error says where they come from
     shutil.rmtree(results / "sources" / "mnist")
     with pytest.raises(FileNotFoundError, match="run the pretrain stages"):
-        write_paper_inputs(results, tmp_path / "c", "embedded", DEMO_PARAMS)
+        write_paper_inputs(results, tmp_path / "c", "embedded", DEMO_PARAMS, plan=plan)

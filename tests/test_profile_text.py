@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from reporting_support import DEMO_PARAMS, write_demo_results
+from reporting_support import DEMO_PARAMS, demo_plan, write_demo_results
 
 from compendium.report.macros import paper_params
 from compendium.report.paper_inputs import write_paper_inputs
@@ -45,7 +45,7 @@ EMBEDDED = {
         "large pretrained networks at full resolution, which the paper profile reproduces but "
         "which needs GPU time we report separately."),
     "LimitationsCaveats": (
-        " The secondary ablations ran on fewer seeds than the decisive comparisons. On the "
+        " The exploratory ablations ran on fewer seeds than the planned comparisons. On the "
         "three-shot digits target an epoch is a single step of SGD, so its short fitness runs "
         "barely move the models from their sources, and its validation split is larger than "
         "its training split, which a practitioner with so few labels might rather train on."),
@@ -144,7 +144,7 @@ def test_the_paper_profiles_report_builds_a_paper_with_its_own_sentences(tmp_pat
     paper.mkdir()
     for name in ("main.tex", "references.bib"):
         shutil.copy(ROOT / "paper" / name, paper / name)
-    write_paper_inputs(results, paper, "paper", params)
+    write_paper_inputs(results, paper, "paper", params, plan=demo_plan(PAPER_TARGETS[:3]))
     macros = (paper / "generated" / "macros.tex").read_text()
     assert r"\newcommand{\SetupData}{In the paper profile" in macros
     assert r"\newcommand{\LimitationsCaveats}{ Runs on CUDA GPUs" in macros

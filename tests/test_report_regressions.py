@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import timm
 import yaml
-from reporting_support import DEMO_PARAMS, write_demo_results
+from reporting_support import DEMO_PARAMS, demo_plan, write_demo_results
 
 from amcf.io import write_json
 from amcf.layers import layer_table
@@ -50,7 +50,8 @@ def test_report_of_one_profile_ignores_another_profiles_results(tmp_path):
     assert embedded.is_dir()
     params = {**DEMO_PARAMS, "sources": ["imagenet", "cifar100"]}
     written = write_paper_inputs(paper, tmp_path / "paper", "paper", params,
-                                 featured_target="stanford-dogs")
+                                 featured_target="stanford-dogs",
+                                 plan=demo_plan(["stanford-dogs", "mit-indoor67"]))
     schemes = written["table:schemes"].read_text()
     assert "stanford-dogs" in schemes and "digits" not in schemes
     summary = written["results-tables"].read_text()
@@ -60,7 +61,8 @@ def test_report_of_one_profile_ignores_another_profiles_results(tmp_path):
     write_demo_results(mixed, targets=("stanford-dogs",), sources=("imagenet", "cifar100"))
     with pytest.raises(ValueError, match="one source set"):
         write_paper_inputs(mixed, tmp_path / "mixed", "paper", params,
-                           featured_target="stanford-dogs")
+                           featured_target="stanford-dogs",
+                           plan=demo_plan(["digits", "stanford-dogs"]))
 
 
 def test_hub_source_without_a_pretrain_stage_gets_its_architectures_layer_table(tmp_path):
@@ -80,7 +82,8 @@ def test_hub_source_without_a_pretrain_stage_gets_its_architectures_layer_table(
     assert tables["cifar100"] == own  # a pretrained source's own table wins
     params = {**DEMO_PARAMS, "sources": list(sources)}
     written = write_paper_inputs(results, tmp_path / "paper", "paper", params,
-                                 layer_tables=tables, featured_target="stanford-dogs")
+                                 layer_tables=tables, featured_target="stanford-dogs",
+                                 plan=demo_plan(["stanford-dogs"]))
     assert written["figure:scheme"].is_file()
 
 

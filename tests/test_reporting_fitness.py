@@ -3,16 +3,26 @@ score? (compendium.report.fitness)"""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from compendium.report.fitness import fitness_claim, fitness_table_latex, target_fitness_row
+from compendium.report.fitness import (
+    fitness_claim,
+    fitness_study,
+    fitness_table_latex,
+    scheme_pairs,
+    target_fitness_row,
+)
 
 
-def _searches(accs, losses, same):
-    return [{"seed": k, "best": [k % 2, 0], "val_acc": a, "val_loss": lo, "same_scheme": s}
-            for k, (a, lo, s) in enumerate(zip(accs, losses, same, strict=True))]
+def _searches(accs, losses, same, schemes=None):
+    schemes = schemes or [[k, 0] for k in range(len(accs))]
+    return [{"seed": k, "best": b, "val_acc": a, "val_loss": lo, "same_scheme": s}
+            for k, (a, lo, s, b) in enumerate(zip(accs, losses, same, schemes, strict=True))]
 
 
 def _runs(test_accs):
@@ -25,27 +35,32 @@ def test_a_fitness_that_ranks_as_the_final_accuracy_gets_rho_one():
     row = target_fitness_row("t", searches, _runs([0.40, 0.50, 0.60, 0.41, 0.52, 0.61]))
     assert row["rho_accuracy"] > 0.8 and row["rho_loss"] > 0.8
     assert (row["searches"], row["compared"], row["same_scheme"]) == (3, 3, 2)
-    assert row["distinct_schemes"] == 2 and row["pairs"] == 6
+    # one pair per scheme (the mean of its two seeds), not one per seed
+    assert row["distinct_schemes"] == 3 and (row["pairs"], row["seeds"]) == (3, 6)
+    assert row["rho_accuracy"] == 1.0
 
 
 def test_a_quantised_fitness_has_no_ranking_and_says_why():
-    searches = _searches([0.6, 0.6], [1.1, 1.3], [True, True])
-    row = target_fitness_row("t", searches, _runs([0.5, 0.4, 0.55, 0.45]))
+    searches = _searches([0.6, 0.6, 0.6], [1.1, 1.3, 1.2], [True] * 3)
+    row = target_fitness_row("t", searches, _runs([0.5, 0.4, 0.45, 0.55, 0.45, 0.5]))
     assert math.isnan(row["rho_accuracy"]) and "constant" in row["note"]
     assert row["rho_loss"] > 0.5  # the loss still ranks the two schemes
 
 
 def test_the_claim_follows_the_numbers():
+    # per scheme, test accuracies ranked 3, 1, 4, 2 against fitness 1, 2, 3, 4: rho = 0
     low = pd.DataFrame([target_fitness_row(
-        "t", _searches([0.5, 0.6, 0.7], [1.0, 1.1, 1.2], [True] * 3),
-        _runs([0.5, 0.4, 0.6, 0.45, 0.55, 0.5]))])
+        "t", _searches([0.5, 0.6, 0.7, 0.8], [1.0, 1.1, 1.2, 1.3], [True] * 4),
+        _runs([0.5, 0.4, 0.6, 0.45] * 2))])
     high = pd.DataFrame([target_fitness_row(
         "t", _searches([0.5, 0.6, 0.7, 0.8], [1.4, 1.3, 1.2, 1.1], [False] * 4),
         _runs([0.1, 0.2, 0.3, 0.4, 0.11, 0.21, 0.31, 0.41]))])
     assert "none is different from zero" in fitness_claim(low)
-    assert "3 of 3 searches" in fitness_claim(low)
+    assert low["rho_accuracy"].item() == pytest.approx(0.0)
+    assert "4 of 4 searches" in fitness_claim(low)
     assert "only accuracy on" in fitness_claim(high) or "are different" in fitness_claim(high)
     assert "0 of 4 searches" in fitness_claim(high)
+    assert "4 on \\texttt{t} from 8 seeds" in fitness_claim(high)
     assert "\\texttt{t}" in fitness_table_latex(high)
 
 
@@ -61,3 +76,60 @@ def test_agreement_with_the_loss_among_the_schemes_a_search_evaluated():
     row = target_fitness_row("t", searches, _runs([0.5, 0.6, 0.52]))
     assert row["loss_agrees"] == 1 and row["compared"] == 0
     assert "in 1 of 2 searches" in fitness_claim(pd.DataFrame([row]))
+
+
+def test_seeds_sharing_a_scheme_count_once_in_the_correlation():
+    # searches 0 and 2 chose the same scheme: one point, with their mean fitness and the mean
+    # test accuracy of the four seeds that trained it (seeds s use search s mod 3)
+    searches = _searches([0.5, 0.6, 0.7], [1.5, 1.2, 1.0], [True] * 3,
+                         schemes=[[1, 0], [2, 0], [1, 0]])
+    runs = _runs([0.40, 0.50, 0.60, 0.42, 0.52, 0.62])
+    pairs, seeds = scheme_pairs(searches, runs)
+    assert seeds == 6 and len(pairs) == 2
+    by_fitness = sorted(pairs)
+    assert by_fitness[0] == pytest.approx((0.6, -1.25, (0.40 + 0.60 + 0.42 + 0.62) / 4))
+    assert by_fitness[1] == pytest.approx((0.6, -1.2, (0.50 + 0.52) / 2))
+    row = target_fitness_row("t", searches, runs)
+    assert row["distinct_schemes"] == 2 and row["pairs"] == 2
+
+
+def test_a_scheme_chosen_on_two_targets_is_one_distinct_scheme():
+    # the count the paper once got wrong: per-target counts summed to 10 where 9 were distinct
+    a = target_fitness_row("a", _searches([0.5, 0.6], [1.0, 1.1], [True] * 2,
+                                          schemes=[[6, 2, 0], [5, 9, 1]]), _runs([0.5, 0.6]))
+    b = target_fitness_row("b", _searches([0.5, 0.6], [1.0, 1.1], [True] * 2,
+                                          schemes=[[6, 2, 0], [0, 5, 7]]), _runs([0.5, 0.6]))
+    claim = fitness_claim(pd.DataFrame([a, b]))
+    assert claim.startswith("The 4 searches chose 3 distinct schemes (2 of 2 on \\texttt{a}, "
+                            "2 of 2 on \\texttt{b}; [6, 2, 0] was chosen on \\texttt{a} and "
+                            "\\texttt{b})")
+
+
+def test_the_counts_of_the_committed_claim_match_the_committed_searches():
+    """Every count \\ClaimFitness states, recounted here from results/embedded directly."""
+    from compendium import results
+    from compendium.report.collect import collect
+
+    root = Path(__file__).resolve().parents[1] / "results" / "embedded"
+    frame = collect(root)
+    study = fitness_study(root, frame)
+    claim = fitness_claim(study)
+    searches = {t: json.loads((root / t / "searches.json").read_text())["searches"]
+                for t in sorted(frame["target"].unique())}
+    total = sum(len(s) for s in searches.values())
+    distinct = {tuple(s["best"]) for ss in searches.values() for s in ss}
+    per_target = ", ".join(f"{len({tuple(s['best']) for s in ss})} of {len(ss)} on "
+                           f"\\texttt{{{t}}}" for t, ss in searches.items())
+    assert claim.startswith(f"The {total} searches chose {len(distinct)} distinct schemes "
+                            f"({per_target}")
+    agrees = 0
+    for t in searches:
+        for search in results.target_searches(root, t):
+            lowest = min((h for h in search["history"] if h.get("val_loss") is not None),
+                         key=lambda h: h["val_loss"])
+            agrees += list(lowest["scheme"]) == list(search["best"])
+    assert f"in {agrees} of {total} searches" in claim
+    for t, ss in searches.items():
+        seeds = sorted(frame.loc[(frame.target == t) & (frame.method == "amcf"), "seed"])
+        schemes = {tuple(ss[s % len(ss)]["best"]) for s in seeds}
+        assert f"{len(schemes)} on \\texttt{{{t}}} from {len(seeds)} seeds" in claim

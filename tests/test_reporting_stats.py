@@ -116,6 +116,7 @@ from compendium.report.stats import (  # noqa: E402
     BEST_SINGLE,
     comparison_table,
     decisive_pairs,
+    equivalence,
     holm,
     paired_difference,
     stratified_difference,
@@ -206,12 +207,17 @@ def test_comparison_table_per_target_pooled_holm_and_verdicts():
     # the best single source is chosen on validation (finetune-y), not on test (finetune-x)
     best = table[table["method_b"] == BEST_SINGLE]
     assert set(best["resolved_b"]) == {"finetune-y"}
-    assert (best["verdict"] == "higher").all()
+    assert (best.loc[best["scope"] != "pooled", "verdict"] == "higher").all()
     pooled = table[(table["scope"] == "pooled") & (table["method_b"] == "ensemble")].iloc[0]
     assert pooled["n"] == 2 * seeds and pooled["mean_diff"] == pytest.approx(0.052, abs=2e-3)
     assert pooled["ci_low"] < pooled["mean_diff"] < pooled["ci_high"]
-    assert table["p_holm"].tolist() == pytest.approx(holm(table["p"]).tolist())
-    assert (table["p_holm"] >= table["p"]).all()
+    # Holm runs over the four per-target rows; a pooled row is a function of them, so it is
+    # descriptive: its unadjusted p is shown, it gets no adjusted p and no verdict
+    per_target = table[table["scope"] != "pooled"]
+    assert per_target["p_holm"].tolist() == pytest.approx(holm(per_target["p"]).tolist())
+    assert (per_target["p_holm"] >= per_target["p"]).all()
+    pooled_rows = table[table["scope"] == "pooled"]
+    assert pooled_rows["p_holm"].isna().all() and (pooled_rows["verdict"] == "descriptive").all()
 
 
 def test_comparison_table_says_lower_and_no_clear_difference():
@@ -236,3 +242,43 @@ def test_decisive_pairs_skip_a_method_that_did_not_run():
     pairs = decisive_pairs(frame)
     assert ("amcf", "ensemble") in pairs and ("amcf", BEST_SINGLE) in pairs
     assert not any("amcf-select" in p or "amcf-lam0" in p for p in pairs)
+
+
+def test_only_the_adjusted_pairs_form_the_holm_family():
+    noise = [0.01 * ((i * 7) % 5 - 2) for i in range(10)]
+    values = {("t", "ensemble"): [0.6 + e for e in noise],
+              ("t", "amcf"): [0.62 + e + 0.004 * (i % 3) for i, e in enumerate(noise)],
+              ("t", "amcf-k1"): [0.55 + e + 0.01 * (i % 2) for i, e in enumerate(noise)]}
+    frame = _acc_frame(values)
+    pairs = [("amcf", "ensemble"), ("amcf", "amcf-k1")]
+    alone = comparison_table(frame, pairs, adjusted=[("amcf", "ensemble")])
+    both = comparison_table(frame, pairs)
+    row = alone[(alone["scope"] == "t") & (alone["method_b"] == "ensemble")].iloc[0]
+    assert row["p_holm"] == pytest.approx(row["p"])  # a family of one: no correction
+    per_target = both[both["scope"] == "t"]
+    assert per_target["p_holm"].tolist() == pytest.approx(holm(per_target["p"]).tolist())
+    assert alone["p_holm"].notna().sum() == 1 and both["p_holm"].notna().sum() == 2
+    k1 = alone[alone["method_b"] == "amcf-k1"]
+    assert (k1["verdict"] == "descriptive").all() and k1["p_holm"].isna().all()
+    assert k1["p"].notna().all()
+
+
+@pytest.mark.parametrize(("low", "high", "expected"), [
+    (-0.004, 0.009, "equivalent"),  # the whole interval inside +-1 point
+    (-0.004, 0.012, "not shown equivalent"),  # reaches beyond +1
+    (-0.03, -0.011, "not shown equivalent"),  # wholly outside
+    (float("nan"), float("nan"), ""),  # no interval, no statement
+])
+def test_equivalence_compares_the_whole_interval_with_the_margin(low, high, expected):
+    assert equivalence(low, high, 0.01) == expected
+    assert equivalence(low, high, None) == ""
+
+
+def test_the_comparison_table_states_equivalence_against_the_margin():
+    base = [0.6 + 0.01 * ((i * 7) % 5 - 2) for i in range(10)]
+    values = {("t", "ensemble"): base,
+              ("t", "amcf"): [b + 0.001 * ((i * 3) % 4 - 1.5) for i, b in enumerate(base)]}
+    table = comparison_table(_acc_frame(values), [("amcf", "ensemble")], margin=0.01)
+    assert set(table["equivalence"]) == {"equivalent"}
+    wide = comparison_table(_acc_frame(values), [("amcf", "ensemble")], margin=0.0001)
+    assert set(wide["equivalence"]) == {"not shown equivalent"}

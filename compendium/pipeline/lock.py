@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,37 @@ def stale_stages(root: str | os.PathLike = ".") -> dict[str, list[str]]:
         if problems:
             stale[name] = problems
     return stale
+
+
+# the stages whose results the analysis plan governs: every training stage of a target, and
+# the report that draws the conclusions (compendium/plan.py)
+PLAN_GOVERNED = ("search", "amcf", "baselines", "ablations", "report")
+
+
+def plan_mismatches(lock: Mapping[str, Any], plan: Mapping[str, Any],
+                    kinds: tuple[str, ...] = PLAN_GOVERNED) -> dict[str, str]:
+    """stage -> why its ``dvc.lock`` entry was not produced under ``plan`` (params.yaml's
+    ``analysis_plan`` now): an entry that records no plan, or another one, holds results
+    made before the plan's last change. A kind of stage with no entry at all is reported too."""
+    stages = (lock or {}).get("stages", {})
+    problems: dict[str, str] = {}
+    for kind in kinds:
+        if not any(name.split("@")[0] == kind for name in stages):
+            problems[kind] = "no entry in dvc.lock: its results were never recorded"
+    for name, entry in stages.items():
+        if name.split("@")[0] not in kinds:
+            continue
+        recorded = ((entry or {}).get("params") or {}).get("params.yaml", {}).get(
+            "analysis_plan")
+        if recorded is None:
+            problems[name] = ("records no analysis plan: its results predate the plan; rerun "
+                              "it (dvc repro) and commit dvc.lock")
+        elif recorded != dict(plan):
+            keys = sorted(k for k in {*recorded, *plan} if recorded.get(k) != plan.get(k))
+            problems[name] = (f"records another analysis plan (differs in {', '.join(keys)}): "
+                              "its results predate the plan's last change; rerun it "
+                              "(dvc repro) and commit dvc.lock")
+    return problems
 
 
 def main(root: str | os.PathLike = ".") -> int:

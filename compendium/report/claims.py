@@ -1,17 +1,17 @@
 """Every sentence of the paper that states a finding, generated from the paired comparisons.
 
 The paper's text holds no verdict of its own: it \\input-s ``generated/claims.tex``, whose
-macros are whole sentences. When the numbers flip, the sentences flip with them ("higher",
-"lower", "no clear difference" come from :func:`compendium.report.stats.verdict` on Holm-adjusted
-p-values).
+macros are whole sentences. When the numbers flip, the sentences flip with them.
 
-One Holm family (see :func:`claim_comparisons`): every comparison the paper reports, each pair
-on each target and pooled. The pairs fall in two groups, which the tables label but which share
-the correction: the *decisive* comparisons (AMCF against the independent ensemble, the best
-single source and the ablations amcf-lam0, amcf-full, amcf-random; amcf-select against AMCF
-and the ensemble), which run on every seed; and the *secondary* ablations (other lambdas,
-fewer sources, the DML term), run on fewer seeds. Correcting over all of them means no verdict
-depends on which comparisons one chose to call decisive.
+The analysis plan (:class:`compendium.plan.AnalysisPlan`, fixed in ``params.yaml`` before the
+results) decides what is tested: its primary and secondary comparisons on each target form one
+Holm family, and only those rows get a verdict ("higher", "lower", "no clear difference", from
+:func:`compendium.report.stats.verdict`). A pooled row is a function of its pair's per-target
+rows, and the exploratory ablations run on fewer seeds: both are described by their interval
+alone. A consequence for the method ("so combining the sources improves on the best single
+one") is stated only when every target gives the same verdict; otherwise the sentence says
+where it holds, where it reverses and where it is unclear. Each unclear difference also says
+what its interval excludes, against the plan's equivalence margin.
 """
 
 from __future__ import annotations
@@ -19,42 +19,44 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from amcf.io import write_text
+from compendium.plan import AnalysisPlan
 from compendium.report.latex import escape_latex, fmt_num, fmt_p, fmt_signed_pct
 from compendium.report.stats import (
-    ALPHA,
     BEST_SINGLE,
-    CONFIDENCE,
-    DECISIVE_PAIRS,
+    DESCRIPTIVE,
+    EQUIVALENT,
     POOLED,
     comparison_table,
     decisive_pairs,
 )
 
-SECONDARY_PATTERN = re.compile(r"amcf-(lam(?!0\Z).+|k.+|dml)\Z")
+# the ablations that run on the first few seeds only (the plan's exploratory families)
+FEW_SEED_PATTERN = re.compile(r"amcf-(lam(?!0\Z).+|k.+|dml)\Z")
 
 
 @dataclass(frozen=True)
 class Consequence:
-    """What each verdict of one comparison means for the method, in words."""
+    """What each verdict of one comparison means for the method, in words. ``higher`` and
+    ``lower`` must read as clauses after "whether" and "that" (they are also stated per
+    target when the targets disagree)."""
 
     higher: str
     lower: str
     unclear: str
 
 
-# what a verdict on each decisive pair says about AMCF (a = the first method of the pair)
+# what a verdict on each planned pair says about AMCF (a = the first method of the pair)
 CONSEQUENCES: dict[tuple[str, str], Consequence] = {
     ("amcf", "ensemble"): Consequence(
         "collaboration adds accuracy beyond what more models give on their own",
-        "summing independently fine-tuned models does better, so AMCF's gain over one source "
-        "comes from having more models, not from collaborating",
+        "summing independently fine-tuned models does better than collaborating",
         "these runs cannot tell the collaborative method apart from simply having more models"),
     ("amcf", BEST_SINGLE): Consequence(
         "combining the sources improves on the best single one",
@@ -66,7 +68,7 @@ CONSEQUENCES: dict[tuple[str, str], Consequence] = {
         "these runs give no evidence that the collaborative term matters"),
     ("amcf", "amcf-full"): Consequence(
         "freezing the searched layers beats fine-tuning every layer",
-        "fine-tuning every layer beats the searched scheme, so the search does not pay off",
+        "fine-tuning every layer beats the searched scheme",
         "the searched scheme cannot be told apart from fine-tuning every layer"),
     ("amcf", "amcf-random"): Consequence(
         "the search finds better schemes than chance",
@@ -78,13 +80,14 @@ CONSEQUENCES: dict[tuple[str, str], Consequence] = {
         "choosing and weighting the sources on validation data makes AMCF worse",
         "choosing the sources on validation data makes no clear difference to AMCF"),
     ("amcf-select", "ensemble"): Consequence(
-        "with its sources chosen on validation data, AMCF beats the independent ensemble",
-        "even with its sources chosen on validation data, AMCF trails the independent ensemble",
+        "AMCF with its sources chosen on validation data beats the independent ensemble",
+        "AMCF, even with its sources chosen on validation data, trails the independent "
+        "ensemble",
         "with its sources chosen on validation data, AMCF cannot be told apart from the "
         "independent ensemble"),
 }
 
-# fixed macro names for the decisive pairs, so main.tex can cite them whether or not they ran
+# fixed macro names for the planned pairs, so main.tex can cite them whether or not they ran
 PAIR_MACROS = {
     ("amcf", "ensemble"): "ClaimEnsemble",
     ("amcf", BEST_SINGLE): "ClaimBestSingle",
@@ -96,30 +99,42 @@ PAIR_MACROS = {
 }
 
 
-def secondary_pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    """AMCF against each ablation outside the decisive set (run on fewer seeds)."""
+def exploratory_pairs(frame: pd.DataFrame, plan: AnalysisPlan) -> list[tuple[str, str]]:
+    """AMCF against each method with results that the plan calls exploratory."""
     if "amcf" not in set(frame["method"]):
         return []
-    found = sorted(m for m in set(frame["method"]) if SECONDARY_PATTERN.match(m))
-    return [("amcf", m) for m in found]
+    return [("amcf", m) for m in sorted(set(frame["method"]))
+            if plan.role(("amcf", m)) == "exploratory"]
 
 
-def claim_comparisons(frame: pd.DataFrame, column: str = "test_acc") -> pd.DataFrame:
-    """The decisive and the secondary comparisons in one table, Holm-corrected as one family,
-    with a ``group`` column ("decisive" / "secondary")."""
-    decisive, secondary = decisive_pairs(frame), secondary_pairs(frame)
-    if not decisive and not secondary:
-        raise ValueError("no comparison can be made: the results hold no AMCF runs beside a "
-                         "baseline or ablation; run the amcf, baselines and ablations stages")
-    table = comparison_table(frame, [*decisive, *secondary], column)
-    pairs = list(zip(table["method_a"], table["method_b"], strict=True))
-    table["group"] = ["decisive" if pair in decisive else "secondary" for pair in pairs]
+def _check_targets(frame: pd.DataFrame, plan: AnalysisPlan) -> None:
+    found, planned = set(frame["target"]), set(plan.targets)
+    if found - planned:
+        raise ValueError(f"the results hold targets {sorted(found - planned)} that the analysis "
+                         f"plan does not name (its targets: {plan.targets}); add them to "
+                         "analysis_plan.targets in params.yaml (a change of the plan, which "
+                         "reruns every training stage) or remove their results")
+    if planned - found:
+        raise ValueError(f"the analysis plan names targets {sorted(planned - found)} that have "
+                         "no results; run their stages (dvc repro) before the report")
+
+
+def claim_comparisons(frame: pd.DataFrame, plan: AnalysisPlan,
+                      column: str = "test_acc") -> pd.DataFrame:
+    """The plan's comparisons that have results, in one table with a ``group`` column (the
+    pair's role in the plan): Holm over the per-target rows of the primary and secondary pairs,
+    the rest descriptive (:func:`compendium.report.stats.comparison_table`)."""
+    _check_targets(frame, plan)
+    planned = decisive_pairs(frame, plan.primary_pairs + plan.secondary_pairs)
+    pairs = [*planned, *exploratory_pairs(frame, plan)]
+    if not pairs:
+        raise ValueError("no comparison can be made: the results hold none of the analysis "
+                         "plan's pairs; run the amcf, baselines and ablations stages")
+    table = comparison_table(frame, pairs, column, plan.alpha, plan.confidence,
+                             adjusted=planned, margin=plan.equivalence_margin)
+    table["group"] = [plan.role(pair) for pair in
+                      zip(table["method_a"], table["method_b"], strict=True)]
     return table
-
-
-def _with_group(comparisons: pd.DataFrame) -> pd.DataFrame:
-    """A table straight from comparison_table holds the decisive group only."""
-    return comparisons if "group" in comparisons else comparisons.assign(group="decisive")
 
 
 # names that read better inside a sentence than the table's labels
@@ -134,62 +149,131 @@ def _label(labels: Mapping[str, str], method: str) -> str:
     return IN_TEXT.get(method) or escape_latex(labels.get(method, method))
 
 
-def _p_text(p: float) -> str:
-    if not math.isfinite(p):
-        return "no $p$-value (too few seeds, or the same difference on every seed)"
-    text = fmt_p(p)
-    return f"Holm-adjusted $p$ {text}" if text.startswith("$<$") else f"Holm-adjusted $p = {text}$"
+def _short(labels: Mapping[str, str], method: str) -> str:
+    return "AMCF" if method == "amcf" else escape_latex(labels.get(method, method))
 
 
-def _interval_text(row: pd.Series) -> str:
-    level = f"{100 * CONFIDENCE:.0f}\\%"
-    if not math.isfinite(row["ci_low"]):
-        return f"{fmt_signed_pct(row['mean_diff'])} percentage points (no {level} interval)"
-    return (f"{fmt_signed_pct(row['mean_diff'])} percentage points (unadjusted {level} "
-            f"confidence interval {fmt_signed_pct(row['ci_low'])} to "
-            f"{fmt_signed_pct(row['ci_high'])}; {_p_text(row['p_holm'])})")
+def _tt(target: str) -> str:
+    return f"\\texttt{{{escape_latex(target)}}}"
 
 
-def _targets_text(per_target: pd.DataFrame, name_a: str) -> str:
-    """'Per target, A is higher on x, lower on y and not clearly different on z.'"""
-    groups = []
-    for verdict_, words in (("higher", "higher on"), ("lower", "lower on"),
-                            ("no clear difference", "not clearly different on")):
-        names = [f"\\texttt{{{escape_latex(t)}}}"
-                 for t in per_target.loc[per_target["verdict"] == verdict_, "scope"]]
-        if names:
-            groups.append(f"{words} {', '.join(names)}")
-    if not groups:
-        return ""
-    joined = groups[0] if len(groups) == 1 else ", ".join(groups[:-1]) + " and " + groups[-1]
-    return f" Per target, {name_a} is {joined}."
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def pair_sentence(rows: pd.DataFrame, labels: Mapping[str, str],
+def _points(value: float) -> str:
+    return f"{fmt_signed_pct(value)} points"
+
+
+def _numbers(row: pd.Series) -> str:
+    """'-1.5 points, interval -1.9 to -1.0, Holm-adjusted $p = 0.002$' (what the row has)."""
+    parts = [_points(row["mean_diff"])]
+    if math.isfinite(row["ci_low"]):
+        parts.append(f"interval {fmt_signed_pct(row['ci_low'])} to "
+                     f"{fmt_signed_pct(row['ci_high'])}")
+    if row["verdict"] != DESCRIPTIVE:
+        p = row["p_holm"]
+        parts.append("no $p$-value (too few seeds, or the same difference on every seed)"
+                     if not math.isfinite(p) else
+                     f"Holm-adjusted $p$ {fmt_p(p)}" if fmt_p(p).startswith("$<$") else
+                     f"Holm-adjusted $p = {fmt_p(p)}$")
+    return ", ".join(parts)
+
+
+def excluded_text(row: pd.Series, short_a: str, margin: float) -> str:
+    """What the interval of a difference without a verdict rules out, against the margin:
+    'an advantage of AMCF, if any, is below +0.3 points and a deficit below 0.8; not shown
+    equivalent within $\\pm$1 point'."""
+    low, high = float(row["ci_low"]), float(row["ci_high"])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "its size is not bounded (no interval)"
+    if low == high:
+        bound = "the difference is the same on every seed"
+    elif low >= 0:
+        bound = (f"a deficit of {short_a} is excluded and an advantage, if any, is below "
+                 f"{_points(high)}")
+    elif high <= 0:
+        bound = (f"an advantage of {short_a} is excluded and a deficit, if any, is below "
+                 f"{100 * -low:.1f} points")
+    else:
+        bound = (f"an advantage of {short_a}, if any, is below {_points(high)} and a deficit, "
+                 f"if any, below {100 * -low:.1f}")
+    within = f"within $\\pm${_margin_text(margin)}"
+    return bound + (f"; equivalent {within}" if row["equivalence"] == EQUIVALENT
+                    else f"; not shown equivalent {within}")
+
+
+def _margin_text(margin: float) -> str:
+    points = 100 * margin
+    return f"{points:g} point" + ("" if points == 1 else "s")
+
+
+def _target_clause(row: pd.Series, name_b: str, short_a: str, margin: float) -> str:
+    numbers = _numbers(row)
+    where = _tt(row["scope"])
+    if row["verdict"] == "higher":
+        return f"on {where} it is more accurate ({numbers})"
+    if row["verdict"] == "lower":
+        return f"on {where} it is less accurate ({numbers})"
+    if row["verdict"] == DESCRIPTIVE:
+        return (f"on {where} the difference is {numbers} "
+                f"({excluded_text(row, short_a, margin)})")
+    return (f"on {where} there is no clear difference ({numbers}: "
+            f"{excluded_text(row, short_a, margin)})")
+
+
+def _consequence_text(verdicts: Mapping[str, str], consequence: Consequence,
+                      margin: float, equivalent_everywhere: bool) -> str:
+    """The consequence, stated only as far as every target agrees."""
+    by = {v: [_tt(t) for t, x in verdicts.items() if x == v]
+          for v in ("higher", "lower", "no clear difference")}
+    if len(by["higher"]) == len(verdicts):
+        return f" This holds on every target, so {consequence.higher}."
+    if len(by["lower"]) == len(verdicts):
+        return f" This holds on every target, so {consequence.lower}."
+    if len(by["no clear difference"]) == len(verdicts):
+        tail = (f", and on every target the two are equivalent within $\\pm$"
+                f"{_margin_text(margin)}" if equivalent_everywhere else "")
+        return f" On no target is there a clear difference, so {consequence.unclear}{tail}."
+    if by["higher"] and by["lower"]:
+        unclear = (f", and is unclear on {_join(by['no clear difference'])}"
+                   if by["no clear difference"] else "")
+        return (f" Whether {consequence.higher} depends on the target: it holds on "
+                f"{_join(by['higher'])} and reverses on {_join(by['lower'])}{unclear}.")
+    shown = "higher" if by["higher"] else "lower"
+    what = consequence.higher if shown == "higher" else consequence.lower
+    return (f" That {what} is shown on {_join(by[shown])} only; on "
+            f"{_join(by['no clear difference'])} it is unclear.")
+
+
+def pair_sentence(rows: pd.DataFrame, labels: Mapping[str, str], margin: float,
                   consequence: Consequence | None = None) -> str:
-    """The sentence(s) stating one comparison: the pooled verdict with its interval, what it
-    means (when the pair has a stated consequence), and the verdict on each target."""
+    """The sentences stating one comparison: its verdict on each target with what an unclear
+    interval excludes, the pooled difference (descriptive), and what it means for the method
+    where every target agrees."""
     pooled = rows[rows["scope"] == POOLED]
     per_target = rows[rows["scope"] != POOLED]
     a, b = rows["method_a"].iloc[0], rows["method_b"].iloc[0]
-    name_a, name_b = _label(labels, a), _label(labels, b)
-    if pooled.empty:
-        return f"No pooled comparison of {name_a} with {name_b} could be made."
-    row = pooled.iloc[0]
-    targets = len(per_target)
-    where = f"over the {targets} target{'s' if targets != 1 else ''}"
-    if row["verdict"] == "higher":
-        head = f"{name_a} is more accurate than {name_b}"
-        meaning = consequence.higher if consequence else ""
-    elif row["verdict"] == "lower":
-        head = f"{name_a} is less accurate than {name_b}"
-        meaning = consequence.lower if consequence else ""
-    else:
-        head = f"{name_a} and {name_b} show no clear difference in accuracy"
-        meaning = consequence.unclear if consequence else ""
-    sentence = (f"{head}: the mean paired difference {where} is {_interval_text(row)}"
-                f"{', so ' + meaning if meaning else ''}.")
-    return sentence + _targets_text(per_target, name_a)
+    name_a, name_b, short_a = _label(labels, a), _label(labels, b), _short(labels, a)
+    if per_target.empty:
+        return f"No comparison of {name_a} with {name_b} could be made."
+    descriptive = bool((per_target["verdict"] == DESCRIPTIVE).all())
+    seeds = sorted({int(n) for n in per_target["n"]})
+    head = (f"Against {name_b}, {name_a} (paired over "
+            f"{_join([str(n) for n in seeds])} seeds per target"
+            f"{'; descriptive, outside the tested family' if descriptive else ''}): ")
+    clauses = [_target_clause(r, name_b, short_a, margin) for _, r in per_target.iterrows()]
+    text = head + "; ".join(clauses) + "."
+    if not pooled.empty:
+        row = pooled.iloc[0]
+        text += (f" Averaged over the {len(per_target)} targets, the difference is "
+                 f"{_numbers(row)} (descriptive: the pooled difference is not tested).")
+    if consequence is not None and not descriptive:
+        verdicts = dict(zip(per_target["scope"], per_target["verdict"], strict=True))
+        equivalent = bool((per_target["equivalence"] == EQUIVALENT).all())
+        text += _consequence_text(verdicts, consequence, margin, equivalent)
+    return text
 
 
 def _not_run(pair: tuple[str, str], labels: Mapping[str, str]) -> str:
@@ -197,42 +281,50 @@ def _not_run(pair: tuple[str, str], labels: Mapping[str, str]) -> str:
             "not run in this profile.")
 
 
-def comparison_claims(comparisons: pd.DataFrame, labels: Mapping[str, str]) -> dict[str, str]:
-    """One macro per decisive pair (a 'not run' sentence when it is absent) and one sentence
-    per secondary ablation, joined in ``ClaimSecondaryAblations``."""
-    comparisons = _with_group(comparisons)
+def comparison_claims(comparisons: pd.DataFrame, labels: Mapping[str, str],
+                      margin: float) -> dict[str, str]:
+    """One macro per planned pair (a 'not run' sentence when it is absent) and one sentence
+    per exploratory ablation, joined in ``ClaimSecondaryAblations``."""
     out = {}
     for pair, name in PAIR_MACROS.items():
         rows = comparisons[(comparisons["method_a"] == pair[0])
                            & (comparisons["method_b"] == pair[1])]
         out[name] = (_not_run(pair, labels) if rows.empty
-                     else pair_sentence(rows, labels, CONSEQUENCES.get(pair)))
-    secondary = comparisons[comparisons["group"] == "secondary"]
-    sentences = [pair_sentence(rows, labels) for _, rows in
-                 secondary.groupby(["method_a", "method_b"], sort=True)]
+                     else pair_sentence(rows, labels, margin, CONSEQUENCES.get(pair)))
+    exploratory = comparisons[comparisons["group"] == "exploratory"]
+    sentences = [pair_sentence(rows, labels, margin) for _, rows in
+                 exploratory.groupby(["method_a", "method_b"], sort=True)]
     out["ClaimSecondaryAblations"] = (" ".join(sentences) if sentences else
                                       "No further ablation was run in this profile.")
     return out
 
 
-def headline_claim(comparisons: pd.DataFrame, labels: Mapping[str, str]) -> str:
-    """The abstract's finding: AMCF against the ensemble first, then the best single source."""
-    def pooled_verdict(b: str) -> str | None:
-        rows = comparisons[(comparisons["method_a"] == "amcf") & (comparisons["method_b"] == b)
-                           & (comparisons["scope"] == POOLED)]
-        return None if rows.empty else str(rows["verdict"].iloc[0])
-
+def headline_claim(comparisons: pd.DataFrame, labels: Mapping[str, str],
+                   plan: AnalysisPlan) -> str:
+    """The abstract's finding: the plan's primary comparison first, then AMCF against the best
+    single source, each with its verdict on every target."""
     words = {"higher": "more accurate than", "lower": "less accurate than",
              "no clear difference": "not clearly different from"}
     parts = []
-    for b in ("ensemble", BEST_SINGLE):
-        verdict_ = pooled_verdict(b)
-        if verdict_ is not None:
-            parts.append(f"{words[verdict_]} {_label(labels, b)}")
+    for a, b in dict.fromkeys([*plan.primary_pairs, ("amcf", BEST_SINGLE)]):
+        rows = comparisons[(comparisons["method_a"] == a) & (comparisons["method_b"] == b)
+                           & (comparisons["verdict"] != DESCRIPTIVE)]
+        if a != "amcf" or rows.empty:
+            continue
+        by: dict[str, list[str]] = {}
+        for target, v in zip(rows["scope"], rows["verdict"], strict=True):
+            by.setdefault(v, []).append(_tt(target))
+        if len(by) == 1 and len(rows) > 1:
+            parts.append(f"{words[next(iter(by))]} {_label(labels, b)} on every target")
+            continue
+        clauses = [f"{words[v]} {_label(labels, b) if i == 0 else 'it'} on {_join(ts)}"
+                   for i, (v, ts) in enumerate(by.items())]
+        parts.append(_join(clauses))
     if not parts:
         return "AMCF was not compared with the ensemble or a single source in this profile."
-    return (f"Pooled over targets and seeds, AMCF is {' and '.join(parts)} "
-            f"(paired differences, Holm-adjusted at $\\alpha = {ALPHA:g}$).")
+    return (f"AMCF is {', and it is '.join(parts)} (paired differences over seeds, "
+            f"Holm-adjusted at $\\alpha = {plan.alpha:g}$ over the per-target comparisons "
+            "fixed in the analysis plan).")
 
 
 def cost_claim(frame: pd.DataFrame) -> str:
@@ -293,18 +385,37 @@ def numerics_claim(frame: pd.DataFrame) -> dict[str, str]:
     return {"ClaimNumerics": text}
 
 
-def claim_macros(frame: pd.DataFrame, comparisons: pd.DataFrame,
+def plan_claim(comparisons: pd.DataFrame, plan: AnalysisPlan,
+               labels: Mapping[str, str]) -> dict[str, str]:
+    """The plan in one sentence (``ClaimPlan``) and the size of its Holm family as run
+    (``ClaimHolmFamily``)."""
+    (a, b), = plan.primary_pairs
+    tested = comparisons[comparisons["verdict"] != DESCRIPTIVE]
+    pairs = tested.groupby(["method_a", "method_b"]).ngroups
+    targets = ", ".join(_tt(t) for t in plan.targets)
+    text = (f"The analysis plan (\\texttt{{docs/analysis-plan.md}}; the "
+            f"\\texttt{{analysis\\_plan}} section of \\texttt{{params.yaml}}, which "
+            f"\\texttt{{dvc.lock}} records beside every result) fixes the targets ({targets}), "
+            f"the primary comparison ({_label(labels, a)} against {_label(labels, b)}), "
+            f"{len(plan.secondary_pairs)} secondary ones, Holm's correction at "
+            f"$\\alpha = {plan.alpha:g}$ over their per-target rows, pooled rows and the "
+            f"ablations run on fewer seeds as descriptive, {100 * plan.confidence:g}\\% "
+            "intervals, and an equivalence margin of "
+            f"$\\pm${_margin_text(plan.equivalence_margin)}.")
+    family = (f"the {len(tested)} per-target rows of the {pairs} planned comparisons that ran; "
+              f"{len(comparisons) - len(tested)} pooled or exploratory rows are descriptive")
+    return {"ClaimPlan": text, "ClaimHolmFamily": family}
+
+
+def claim_macros(frame: pd.DataFrame, comparisons: pd.DataFrame, plan: AnalysisPlan,
                  timings: Mapping[str, Mapping] | None = None) -> dict[str, str]:
-    """Every claim macro: per comparison, the headline, the cost and the reproduction facts."""
+    """Every claim macro: per comparison, the headline, the plan, the cost and the
+    reproduction facts."""
     labels = dict(zip(frame["method"], frame["label"], strict=True))
-    comparisons = _with_group(comparisons)
-    out = comparison_claims(comparisons, labels)
-    out["ClaimHeadline"] = headline_claim(comparisons, labels)
+    out = comparison_claims(comparisons, labels, plan.equivalence_margin)
+    out["ClaimHeadline"] = headline_claim(comparisons, labels, plan)
     out["ClaimCost"] = cost_claim(frame)
-    counts = comparisons["group"].value_counts()
-    out["ClaimHolmFamily"] = (f"all {len(comparisons)} comparisons, "
-                              f"{int(counts.get('decisive', 0))} decisive and "
-                              f"{int(counts.get('secondary', 0))} secondary")
+    out.update(plan_claim(comparisons, plan, labels))
     out.update(reproduction_claim(timings or {}))
     out.update(numerics_claim(frame))
     return out
@@ -318,39 +429,40 @@ def render_claims(macros: Mapping[str, str]) -> str:
 
 
 def write_claims(path: str | os.PathLike, frame: pd.DataFrame, comparisons: pd.DataFrame,
-                 timings: Mapping[str, Mapping] | None = None,
+                 plan: AnalysisPlan, timings: Mapping[str, Mapping] | None = None,
                  extra: Mapping[str, str] | None = None) -> Path:
     """Write ``claims.tex`` (one \\newcommand per claim; ``extra``: claims made elsewhere,
     e.g. :func:`compendium.report.fitness.fitness_claim`)."""
-    return write_text(path, render_claims({**claim_macros(frame, comparisons, timings),
+    return write_text(path, render_claims({**claim_macros(frame, comparisons, plan, timings),
                                            **(extra or {})}))
 
 
 def comparisons_table_latex(comparisons: pd.DataFrame, labels: Mapping[str, str]) -> str:
-    """A booktabs tabular of the comparisons: differences and intervals in points."""
+    """A booktabs tabular of the comparisons: differences and intervals in points, the verdict
+    of the tested rows and each interval against the equivalence margin."""
     header = ["Group", "Comparison", "Scope", "$n$", "$\\Delta$ (pp)", "CI (pp)", "$p$",
-              "$p_{\\mathrm{Holm}}$", "Verdict"]
-    lines = ["\\begin{tabular}{lllrrlrrl}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
+              "$p_{\\mathrm{Holm}}$", "Verdict", "Equivalence"]
+    lines = ["\\begin{tabular}{lllrrlrrll}", "\\toprule", " & ".join(header) + r" \\",
+             "\\midrule"]
     previous = None
-    for r in _with_group(comparisons).to_dict("records"):
+    for r in comparisons.to_dict("records"):
         pair = (r["group"], r["method_a"], r["method_b"])
         if previous is not None and pair != previous:
             lines.append("\\midrule")
         previous = pair
         interval = (f"{fmt_signed_pct(r['ci_low'])} to {fmt_signed_pct(r['ci_high'])}"
                     if math.isfinite(r["ci_low"]) else "--")
-        scope = r["scope"] if r["scope"] == POOLED else f"\\texttt{{{escape_latex(r['scope'])}}}"
+        scope = r["scope"] if r["scope"] == POOLED else _tt(r["scope"])
         lines.append(" & ".join([
             escape_latex(r["group"]),
             f"{_label(labels, r['method_a'])} vs {_label(labels, r['method_b'])}", scope,
             str(r["n"]), fmt_signed_pct(r["mean_diff"]), interval, fmt_p(r["p"]),
-            fmt_p(r["p_holm"]), r["verdict"]]) + r" \\")
+            fmt_p(r["p_holm"]), r["verdict"], r["equivalence"] or "--"]) + r" \\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)
 
 
-__all__ = ["CONSEQUENCES", "DECISIVE_PAIRS", "PAIR_MACROS", "claim_comparisons",
-           "claim_macros", "comparisons_table_latex", "cost_claim", "headline_claim",
-           "pair_sentence", "render_claims", "reproduction_claim", "secondary_pairs",
-           "write_claims"]
-
+__all__ = ["CONSEQUENCES", "FEW_SEED_PATTERN", "PAIR_MACROS", "claim_comparisons", "claim_macros",
+           "comparisons_table_latex", "cost_claim", "excluded_text", "exploratory_pairs",
+           "headline_claim", "pair_sentence", "plan_claim", "render_claims",
+           "reproduction_claim", "write_claims"]

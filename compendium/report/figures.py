@@ -54,7 +54,7 @@ def plot_paired_differences(
         err = np.vstack([mean - low, high - mean])
         ax.errorbar(mean, y, xerr=np.nan_to_num(err), fmt="none", ecolor=colours[scope],
                     elinewidth=1.6 if scope == "pooled" else 1, capsize=2)
-        significant = (part["verdict"] != "no clear difference").to_numpy()
+        significant = part["verdict"].isin(["higher", "lower"]).to_numpy()
         marker = "D" if scope == "pooled" else "o"
         ax.scatter(mean[significant], y[significant], marker=marker, color=colours[scope],
                    zorder=3, s=30)
@@ -68,10 +68,13 @@ def plot_paired_differences(
     ax.set_xlabel(f"test accuracy difference (percentage points), "
                   f"{100 * confidence:.0f}% confidence interval")
     ax.set_ylabel("comparison")
+    # pooled rows are descriptive (no verdict), so their diamond is always hollow
     handles = [Line2D([], [], ls="none", marker="D" if s == "pooled" else "o", color=colours[s],
-                      label=s) for s in scopes]
+                      markerfacecolor="white" if s == "pooled" else colours[s], label=s)
+               for s in scopes]
     handles.append(Line2D([], [], ls="none", marker="o", markerfacecolor="white",
-                          markeredgecolor="grey", label="hollow: no clear\ndifference (Holm)"))
+                          markeredgecolor="grey",
+                          label="hollow: no clear\ndifference (Holm),\nor descriptive"))
     ax.legend(handles=handles, title="target", fontsize=7, title_fontsize=7,
               loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return save_figure(fig, stem)

@@ -5,10 +5,13 @@ stage recorded (``searches.json``) and AMCF's final runs:
   one with the lowest validation loss among the schemes the search evaluated (every call
   records both), and, where the search stage reran the swarm scored by loss
   (``search.compare_scores``), in how many that swarm chose the same scheme;
-- **rank correlation**: Spearman's rho, over AMCF's training seeds, between the fitness of the
-  scheme a seed trained with (its search's chosen scheme: validation accuracy, or minus the
-  validation loss) and that seed's final test accuracy. A fitness that ranks schemes as
-  their full training does gives rho near 1; one that measures noise, rho near 0.
+- **rank correlation**: Spearman's rho, over the schemes the searches chose, between a
+  scheme's fitness (validation accuracy, or minus the validation loss, as its search measured
+  it) and its final test accuracy (the mean over AMCF's training seeds that trained with it).
+  Training seed s uses search s mod n, so several seeds share one scheme and one fitness
+  value: correlating over seeds would count each scheme several times, as ties. A fitness that
+  ranks schemes as their full training does gives rho near 1; one that measures noise, rho
+  near 0.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from compendium import results
 from compendium.report.latex import escape_latex, fmt_num
 
 COLUMNS = ["target", "searches", "loss_agrees", "compared", "same_scheme", "distinct_schemes",
-           "rho_accuracy", "p_accuracy", "rho_loss", "p_loss", "pairs", "note"]
+           "rho_accuracy", "p_accuracy", "rho_loss", "p_loss", "pairs", "seeds", "schemes",
+           "note"]
 
 
 def rank_correlation(fitness: Sequence[float], test_acc: Sequence[float]) -> dict[str, Any]:
@@ -64,22 +68,43 @@ def lowest_loss_scheme(history: list[dict]) -> list[int] | None:
     return list(min(rows, key=lambda h: h["val_loss"])["scheme"]) if rows else None
 
 
+def scheme_pairs(searches: list[dict],
+                 amcf_runs: pd.DataFrame) -> tuple[list[tuple[float, float, float]], int]:
+    """One (validation accuracy, minus validation loss, mean test accuracy) per chosen scheme
+    whose search recorded both, and the number of AMCF runs behind them. A scheme chosen by
+    two searches counts once, with the mean of their fitness values."""
+    fitness: dict[tuple, list[tuple[float, float]]] = {}
+    tests: dict[tuple, list[float]] = {}
+    for seed, acc in zip(amcf_runs["seed"], amcf_runs["test_acc"], strict=True):
+        search = results.search_for_seed(searches, seed)
+        if search.get("val_acc") is None or search.get("val_loss") is None:
+            continue
+        scheme = tuple(search["best"])
+        tests.setdefault(scheme, []).append(float(acc))
+        fitness.setdefault(scheme, [])
+    for search in searches:
+        scheme = tuple(search["best"])
+        if scheme in fitness:
+            fitness[scheme].append((float(search["val_acc"]), -float(search["val_loss"])))
+    pairs = [(sum(f[0] for f in fitness[k]) / len(fitness[k]),
+              sum(f[1] for f in fitness[k]) / len(fitness[k]),
+              sum(tests[k]) / len(tests[k])) for k in tests]
+    return pairs, sum(len(v) for v in tests.values())
+
+
 def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFrame) -> dict:
     """The agreement and the two rank correlations of one target (see the module's doc).
 
     ``amcf_runs`` holds AMCF's runs on the target (columns ``seed`` and ``test_acc``); seed s
-    trained with the scheme of :func:`compendium.results.search_for_seed`.
+    trained with the scheme of :func:`compendium.results.search_for_seed`. ``pairs`` counts
+    the schemes correlated, ``seeds`` the runs behind them, ``schemes`` the chosen schemes.
     """
     if not searches:
         raise ValueError(f"{target}: no searches recorded; run the search stage first")
     compared = [s for s in searches if "same_scheme" in s]
     by_loss = [(s["best"], lowest_loss_scheme(s.get("history", []))) for s in searches]
     loss_agrees = sum(list(best) == low for best, low in by_loss if low is not None)
-    pairs = []
-    for seed, acc in zip(amcf_runs["seed"], amcf_runs["test_acc"], strict=True):
-        search = results.search_for_seed(searches, seed)
-        if search.get("val_acc") is not None and search.get("val_loss") is not None:
-            pairs.append((float(search["val_acc"]), -float(search["val_loss"]), float(acc)))
+    pairs, seeds = scheme_pairs(searches, amcf_runs)
     notes = []
     rho_acc = rho_loss = p_acc = p_loss = math.nan
     if pairs:
@@ -95,7 +120,8 @@ def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFram
             "same_scheme": sum(bool(s["same_scheme"]) for s in compared),
             "distinct_schemes": len({tuple(s["best"]) for s in searches}),
             "rho_accuracy": rho_acc, "p_accuracy": p_acc, "rho_loss": rho_loss,
-            "p_loss": p_loss, "pairs": len(pairs),
+            "p_loss": p_loss, "pairs": len(pairs), "seeds": seeds,
+            "schemes": [tuple(s["best"]) for s in searches],
             "note": "; ".join(n for n in notes if n)}
 
 
@@ -131,17 +157,29 @@ def fitness_table_latex(study: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _distinct_text(study: pd.DataFrame) -> str:
+    """'The 10 searches chose 9 distinct schemes (5 of 5 on a, 5 of 5 on b; [6, 2, 0] was
+    chosen on both a and b)': a scheme chosen on two targets is one scheme, counted once."""
+    where: dict[tuple, list[str]] = {}
+    for r in study.itertuples():
+        for scheme in dict.fromkeys(tuple(s) for s in r.schemes):
+            where.setdefault(scheme, []).append(f"\\texttt{{{escape_latex(r.target)}}}")
+    searches = int(study["searches"].sum())
+    per_target = ", ".join(f"{int(r.distinct_schemes)} of {int(r.searches)} on "
+                           f"\\texttt{{{escape_latex(r.target)}}}" for r in study.itertuples())
+    shared = [f"[{', '.join(map(str, k))}] was chosen on {' and '.join(ts)}"
+              for k, ts in where.items() if len(ts) > 1]
+    return (f"The {searches} searches chose {len(where)} distinct schemes ({per_target}"
+            f"{'; ' + '; '.join(shared) if shared else ''})")
+
+
 def fitness_claim(study: pd.DataFrame) -> str:
     """The sentence the paper states about the search's fitness, from :func:`fitness_study`."""
     if study.empty:
         return "No search was recorded, so the fitness could not be examined."
-    parts = []
+    parts = [_distinct_text(study)]
     compared, same = int(study["compared"].sum()), int(study["same_scheme"].sum())
     searches = int(study["searches"].sum())
-    distinct = int(study["distinct_schemes"].sum())
-    per_target = ", ".join(f"{int(r.distinct_schemes)} of {int(r.searches)} on "
-                           f"\\texttt{{{escape_latex(r.target)}}}" for r in study.itertuples())
-    parts.append(f"The {searches} searches chose {distinct} distinct schemes ({per_target})")
     agrees = int(study["loss_agrees"].sum())
     parts.append(f"in {agrees} of {searches} searches the scheme chosen on validation accuracy "
                  "was also the one with the lowest validation loss among the schemes the "
@@ -156,8 +194,12 @@ def fitness_claim(study: pd.DataFrame) -> str:
         significant = [f"{kind} on \\texttt{{{escape_latex(r.target)}}}" for r in rhos
                        for kind, p in (("accuracy", r.p_accuracy), ("loss", r.p_loss))
                        if not math.isnan(p) and p < 0.05]
-        text += (" Over AMCF's training seeds, Spearman's rank correlation between the fitness "
-                 "of the scheme a seed trained with and its final test accuracy is "
+        over = ", ".join(f"{int(r.pairs)} on \\texttt{{{escape_latex(r.target)}}} from "
+                         f"{int(r.seeds)} seeds" for r in rhos)
+        text += (" Over the chosen schemes (" + over + "; a scheme's final test accuracy is "
+                 "the mean over the AMCF seeds that trained with it, so no scheme counts "
+                 "twice), Spearman's rank correlation between a scheme's fitness and its final "
+                 "test accuracy is "
                  + ", ".join(f"{_rho(r.rho_accuracy)} for accuracy and {_rho(r.rho_loss)} for "
                              f"loss on \\texttt{{{escape_latex(r.target)}}}" for r in rhos)
                  + "; " + (f"only {', '.join(significant)} "

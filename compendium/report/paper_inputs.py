@@ -7,7 +7,7 @@ Layout under ``paper_dir`` (paths as ``main.tex`` uses them)::
     generated/results-tables.tex         one table environment per target
     generated/tables/results-<t>.{tex,csv}, generated/tables/summary.{tex,csv}
     generated/claims.tex                 every sentence that states a finding (reporting.claims)
-    generated/tables/comparisons.{tex,csv}  the decisive paired comparisons, Holm-corrected
+    generated/tables/comparisons.{tex,csv}  the analysis plan's paired comparisons
     generated/tables/fitness.{tex,csv}   does the search's fitness predict the final accuracy
     generated/tables/deviations.tex      embedded profile vs paper settings vs authors' script
     figures/{curves,swarm,scheme,per-class,differences}.{pdf,png}
@@ -25,6 +25,7 @@ import pandas as pd
 
 from amcf.io import write_json, write_text
 from compendium import results
+from compendium.plan import AnalysisPlan
 from compendium.plots.curves import plot_per_class_errors, plot_training_curves
 from compendium.plots.search import plot_layer_scheme, plot_swarm
 from compendium.report.claims import claim_comparisons, comparisons_table_latex, write_claims
@@ -171,8 +172,10 @@ def write_paper_inputs(
     notebook: str = "notebooks/report.ipynb",
     featured_target: str | None = None,
     candidates: Sequence[str] | None = None,
+    plan: AnalysisPlan,
 ) -> dict[str, Path]:
-    """Collect ``results_dir`` and write every generated input of ``paper_dir/main.tex``.
+    """Collect ``results_dir`` and write every generated input of ``paper_dir/main.tex``;
+    the comparisons and their claims follow the analysis ``plan``.
 
     ``notebook`` is named in the figure captions (the notebook that calls this function draws
     the figures). ``featured_target`` (default: the first target by name) is the one the
@@ -190,7 +193,7 @@ def write_paper_inputs(
     written["results-tables"] = write_text(gen / "results-tables.tex", results_tables_tex(targets))
     written["table:schemes"] = write_text(gen / "tables" / "schemes.tex",
                                           schemes_table_latex(results_dir, targets))
-    comparisons = claim_comparisons(frame)
+    comparisons = claim_comparisons(frame, plan)
     written["table:comparisons.csv"] = write_text(gen / "tables" / "comparisons.csv",
                                                   comparisons.to_csv(index=False))
     written["table:comparisons"] = write_text(
@@ -202,13 +205,13 @@ def write_paper_inputs(
     written["table:fitness.csv"] = write_text(gen / "tables" / "fitness.csv",
                                               study.to_csv(index=False))
     written["table:fitness"] = write_fitness_table(gen / "tables" / "fitness.tex", study)
-    written["claims"] = write_claims(gen / "claims.tex", frame, comparisons,
+    written["claims"] = write_claims(gen / "claims.tex", frame, comparisons, plan,
                                      read_summary(results_dir),
                                      extra={"ClaimFitness": fitness_claim(study)})
-    decisive = comparisons[comparisons["group"] == "decisive"]
+    planned = comparisons[comparisons["group"].isin(["primary", "secondary"])]
     written.update({f"figure:{k}": v for k, v in write_figures(
         frame, results_dir, paper / "figures", featured, p.sources, layer_tables,
-        decisive).items()})
+        planned).items()})
     featured_seed = int(frame.loc[(frame.target == featured)
                                   & (frame.method == FEATURED_METHOD), "seed"].min())
     search_count = len(results.target_searches(results_dir, featured))

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from compendium.report.claims import SECONDARY_PATTERN
+from compendium.report.claims import FEW_SEED_PATTERN
 from compendium.report.latex import escape_latex
 from compendium.report.macros import PaperParams
 
@@ -137,9 +137,10 @@ def caveats(frame: pd.DataFrame) -> str:
     ``...in general.\\LimitationsCaveats{} We...`` reads right either way."""
     out = []
     seeds = frame.groupby("method")["seed"].nunique()
-    secondary = [m for m in seeds.index if SECONDARY_PATTERN.match(m)]
-    if secondary and min(seeds[m] for m in secondary) < seeds.max():
-        out.append("The secondary ablations ran on fewer seeds than the decisive comparisons.")
+    few = [m for m in seeds.index if FEW_SEED_PATTERN.match(m)]
+    if few and min(seeds[m] for m in few) < seeds.max():
+        out.append("The exploratory ablations ran on fewer seeds than the planned "
+                   "comparisons.")
     devices = set(frame["device"].astype(str)) if "device" in frame else set()
     if any(d.startswith("cuda") for d in devices):
         out.append("Runs on CUDA GPUs need not repeat bit for bit (their kernels may sum in "

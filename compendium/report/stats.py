@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats as sps
 
 # shared with the training stages (their summaries, the baselines' best single source)
+from compendium.plan import BEST_SINGLE  # each target's best single source (chosen on val)
 from compendium.seedstats import MeanStd, best_single_source, mean_std  # noqa: F401
 
 MIN_SEEDS_FOR_TEST = 3
@@ -86,9 +87,12 @@ def paired_comparison(
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
-BEST_SINGLE = "best-single-source"  # stands for each target's best single source (on val)
 POOLED = "pooled"
-VERDICTS = ("higher", "lower", "no clear difference")
+# a row outside the adjusted family (pooled, or a pair the plan calls exploratory) carries an
+# interval but no verdict of significance
+DESCRIPTIVE = "descriptive"
+VERDICTS = ("higher", "lower", "no clear difference", DESCRIPTIVE)
+EQUIVALENT, NOT_EQUIVALENT = "equivalent", "not shown equivalent"
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,15 @@ def verdict(mean_diff: float, p_adjusted: float, alpha: float = ALPHA) -> str:
     return "no clear difference"
 
 
+def equivalence(ci_low: float, ci_high: float, margin: float | None) -> str:
+    """EQUIVALENT when the whole interval lies strictly within +-margin (a two one-sided test
+    at half the interval's error rate), NOT_EQUIVALENT otherwise; "" without an interval or
+    a margin."""
+    if margin is None or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return ""
+    return EQUIVALENT if -margin < ci_low and ci_high < margin else NOT_EQUIVALENT
+
+
 def resolve_method(frame: pd.DataFrame, target: str, method: str) -> str | None:
     """A method id on ``target``: BEST_SINGLE becomes that target's best single source;
     None when the method has no results there."""
@@ -208,19 +221,26 @@ def _paired_values(frame: pd.DataFrame, target: str, a: str, b: str,
 
 
 COMPARISON_COLUMNS = ("scope", "method_a", "method_b", "resolved_b", "n", "mean_diff", "ci_low",
-                      "ci_high", "p", "p_holm", "verdict")
+                      "ci_high", "p", "p_holm", "verdict", "equivalence")
 
 
 def comparison_table(frame: pd.DataFrame, pairs: Sequence[tuple[str, str]],
                      column: str = "test_acc", alpha: float = ALPHA,
-                     confidence: float = CONFIDENCE) -> pd.DataFrame:
+                     confidence: float = CONFIDENCE, *,
+                     adjusted: Sequence[tuple[str, str]] | None = None,
+                     margin: float | None = None) -> pd.DataFrame:
     """Paired comparisons of (method_a, method_b) per target and pooled over targets.
 
     Per target the two methods are paired by seed on their common seeds; ``method_b`` may be
     BEST_SINGLE (each target's best single source, chosen on validation; ``resolved_b`` names
     it). The pooled row is :func:`stratified_difference` over the targets where both ran.
-    Holm's correction runs over the whole table: the family is every row that has a p-value
-    (each pair on each target and pooled), so a verdict survives all comparisons made.
+
+    Holm's correction runs over the per-target rows of the ``adjusted`` pairs (default: every
+    pair), the family the analysis plan fixes; only they get a verdict. A pooled row is a
+    function of its pair's per-target rows, so testing it too would count the same evidence
+    twice: it and the rows of pairs outside the family are DESCRIPTIVE (their ``p`` is the
+    unadjusted one, ``p_holm`` is NaN). ``equivalence`` compares each interval with
+    ``margin`` (:func:`equivalence`).
     """
     if not pairs:
         raise ValueError("comparison_table needs at least one (method_a, method_b) pair")
@@ -246,10 +266,19 @@ def comparison_table(frame: pd.DataFrame, pairs: Sequence[tuple[str, str]],
     table = pd.DataFrame(
         [{"scope": s, "method_a": a, "method_b": b, "resolved_b": rb, "n": r.n,
           "mean_diff": r.mean_diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "p": r.p}
-         for s, a, b, rb, r in rows], columns=list(COMPARISON_COLUMNS[:-2]))
-    table["p_holm"] = holm(table["p"].to_numpy()) if len(table) else []
-    table["verdict"] = [verdict(d, p, alpha) for d, p in zip(table["mean_diff"],
-                                                            table["p_holm"], strict=True)]
+         for s, a, b, rb, r in rows], columns=list(COMPARISON_COLUMNS[:-3]))
+    family_pairs = set(pairs if adjusted is None else adjusted)
+    family = np.array([scope != POOLED and (a, b) in family_pairs for scope, a, b in
+                       zip(table["scope"], table["method_a"], table["method_b"], strict=True)],
+                      dtype=bool)
+    p_holm = np.full(len(table), math.nan)
+    if family.any():
+        p_holm[family] = holm(table.loc[family, "p"].to_numpy(dtype=float))
+    table["p_holm"] = p_holm
+    table["verdict"] = [verdict(d, p, alpha) if member else DESCRIPTIVE
+                        for d, p, member in zip(table["mean_diff"], p_holm, family, strict=True)]
+    table["equivalence"] = [equivalence(lo, hi, margin)
+                            for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)]
     return table
 
 
