@@ -84,8 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 
     pipe = sub.add_parser("pipeline", help="check dvc.yaml's deps and dvc.lock")
     pcmds = pipe.add_subparsers(dest="command", required=True)
-    pcmds.add_parser("check-lock", help="fail when dvc.lock does not match the committed "
-                     "code, params, commands and results")
+    check_lock = pcmds.add_parser("check-lock", help="fail when dvc.lock does not match the "
+                                  "committed code, params, commands and results")
+    check_lock.add_argument("--prune", action="store_true", help="first remove the entries of "
+                            "stages that dvc.yaml no longer defines")
     pcmds.add_parser("check-deps", help="fail when a stage misses an amcf module its "
                      "notebook imports")
     pipe.set_defaults(handler=_pipeline)
@@ -176,7 +178,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     if args.command == "check-lock":
         from compendium.pipeline.lock import main as check_lock
 
-        return check_lock()
+        return check_lock(prune=args.prune)
     from compendium.pipeline.deps import main as check_deps
 
     return check_deps()

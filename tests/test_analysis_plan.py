@@ -95,8 +95,6 @@ def test_every_stage_the_plan_governs_lists_it_in_dvc_yaml():
         assert "analysis_plan" not in stage.get("params", []), kind
 
 
-@pytest.mark.xfail(strict=True, reason="dvc.lock predates the analysis plan until the training "
-                   "stages and the report are rerun (dvc repro); remove this mark then")
 def test_the_committed_results_were_produced_under_the_current_plan():
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
     assert plan_mismatches(lock, PLAN) == {}

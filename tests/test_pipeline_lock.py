@@ -121,3 +121,19 @@ def test_a_corrupt_raw_file_stops_prepare_and_keeps_the_committed_pin(tmp_path, 
     assert raw.read_bytes() == good
     assert _run(["git", "status", "--porcelain"], tmp_path).stdout == ""
     assert _run(["dvc", "status", "data.dvc"], tmp_path).stdout.strip().endswith("up to date.")
+
+
+def test_an_entry_of_a_stage_dvc_yaml_no_longer_defines_is_reported_and_pruned(repo):
+    from compendium.pipeline.lock import main, prune_lock
+
+    lock = repo / "dvc.lock"
+    committed = lock.read_text()
+    # an earlier design's stage, renamed since: DVC leaves its entry in the lock for ever
+    build = committed[committed.index("  build:\n"):committed.index("  result:\n")]
+    lock.write_text(committed + build.replace("  build:\n", "  old-build:\n", 1))
+    assert list(stale_stages(repo)) == ["old-build"]
+    assert "check-lock --prune" in stale_stages(repo)["old-build"][0]
+    assert main(repo) == 1
+    assert prune_lock(repo) == ["old-build"]
+    assert lock.read_text() == committed  # every other entry keeps its bytes
+    assert stale_stages(repo) == {} and main(repo, prune=True) == 0

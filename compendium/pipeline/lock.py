@@ -67,6 +67,10 @@ def stale_stages(root: str | os.PathLike = ".") -> dict[str, list[str]]:
         if name not in locked:
             stale[name] = ["not in dvc.lock (it has never been run, or the lock was not "
                            "committed)"]
+    for name in sorted(locked - set(names)):
+        stale[name] = ["in dvc.lock, but dvc.yaml defines no such stage any more (an earlier "
+                       "design's entry, which DVC never removes): `amcf pipeline check-lock "
+                       "--prune` removes it"]
     for name, entries in status.items():
         if name in stale:
             continue
@@ -114,8 +118,41 @@ def plan_mismatches(lock: Mapping[str, Any], plan: Mapping[str, Any],
     return problems
 
 
-def main(root: str | os.PathLike = ".") -> int:
-    """``amcf pipeline check-lock``: 0 when dvc.lock matches, 1 with the stale stages listed."""
+def orphan_entries(root: str | os.PathLike = ".") -> list[str]:
+    """The stages ``dvc.lock`` records that ``dvc.yaml`` no longer defines."""
+    from dvc.repo import Repo
+
+    root = Path(root).resolve()
+    with contextlib.chdir(root), Repo(str(root)) as repo:
+        names = {s.addressing for s in repo.index.stages if s.cmd}
+    return sorted(_locked_stages(root) - names)
+
+
+def prune_lock(root: str | os.PathLike = ".") -> list[str]:
+    """Remove :func:`orphan_entries` from ``dvc.lock`` (DVC keeps the entries of stages that
+    were renamed or dropped for ever); every other entry keeps its bytes. Returns the removed."""
+    # DVC's own parser and dumper, as when it writes the lock: other entries keep their bytes
+    from dvc.utils.serialize import dumps_yaml, parse_yaml_for_update
+
+    from amcf.io import write_text
+
+    root = Path(root).resolve()
+    orphans = orphan_entries(root)
+    if orphans:
+        path = root / "dvc.lock"
+        lock = parse_yaml_for_update(path.read_text(encoding="utf-8"), path)
+        for name in orphans:
+            del lock["stages"][name]
+        write_text(path, dumps_yaml(lock))
+    return orphans
+
+
+def main(root: str | os.PathLike = ".", prune: bool = False) -> int:
+    """``amcf pipeline check-lock``: 0 when dvc.lock matches, 1 with the stale stages listed.
+    With ``prune``, entries of stages that dvc.yaml no longer defines are removed first."""
+    if prune:
+        for name in prune_lock(root):
+            print(f"removed from dvc.lock: {name} (dvc.yaml defines no such stage)")
     stale = stale_stages(root)
     for name, problems in stale.items():
         print(f"stale: {name}: " + "; ".join(problems))
