@@ -174,10 +174,20 @@ def _metrics(final, **extra):
             "trainable_params": 10, **extra}
 
 
+def _timed_file(root, run: str):
+    """The file a timing row is tied to: a run's metrics, a search's search.json."""
+    parts = run.split("/")
+    if parts[-1].startswith("seed") and parts[-2] == "search":
+        return root.joinpath(*parts[:-2], "searches", parts[-1], "search.json")
+    if parts[-1] == "search":
+        return root.joinpath(*parts[:-1], "search.json")
+    return root / run / "metrics.json"
+
+
 def _timings(root, runs: dict[str, float]):
     rows = ["run,wall_time_s,shared_by,machine,metrics_sha256"]
     for run, seconds in runs.items():
-        path = root / run / "metrics.json"
+        path = _timed_file(root, run)
         digest = metrics_digest(path) if path.is_file() else ""
         rows.append(f"{run},{seconds},1,synthetic,{digest}")
     (root / "timings.csv").write_text("\n".join(rows) + "\n")
@@ -203,6 +213,9 @@ def test_collect_adds_each_seeds_search_to_the_cost_of_searched_schemes(tmp_path
     write_json(tmp_path / "t" / "searches.json", {"searches": [
         {"seed": 1, "best": [1, 2], "evaluations": 20, "model_epochs": 200, "calls": 30},
         {"seed": 0, "best": [3, 4], "evaluations": 10, "model_epochs": 100, "calls": 30}]})
+    for seed, best in ((1, [1, 2]), (0, [3, 4])):  # each search's own file, its time tied to it
+        write_json(tmp_path / "t" / "searches" / f"seed{seed}" / "search.json",
+                   {"best": best, "history": []})
     _timings(tmp_path, {"t/amcf/seed0": 2.0, "t/amcf/seed1": 3.0, "t/amcf/seed2": 4.0,
                         "t/search/seed0": 50.0, "t/search/seed1": 70.0})
     frame = collect(tmp_path).set_index(["method", "seed"])
@@ -211,6 +224,12 @@ def test_collect_adds_each_seeds_search_to_the_cost_of_searched_schemes(tmp_path
     assert frame.loc[("amcf", 1), "total_model_epochs"] == 6 + 100
     assert frame.loc[("amcf", 2), "total_model_epochs"] == 6 + 200
     assert frame.loc[("amcf", 1), "total_wall_time_s"] == pytest.approx(53.0)
+    # a search whose file changed since it was timed has no time
+    write_json(tmp_path / "t" / "searches" / "seed0" / "search.json",
+               {"best": [3, 4], "history": [{}]})
+    stale = collect(tmp_path).set_index(["method", "seed"])
+    assert math.isnan(stale.loc[("amcf", 1), "total_wall_time_s"])
+    assert stale.loc[("amcf", 2), "total_wall_time_s"] == pytest.approx(74.0)
     assert frame.loc[("amcf", 2), "search_evaluations"] == 20
     assert frame.loc[("amcf-lam0", 1), "search_model_epochs"] == 100
     assert math.isnan(frame.loc[("amcf-lam0", 1), "total_wall_time_s"])  # run itself untimed
@@ -233,3 +252,4 @@ def test_collect_derives_search_cost_from_a_single_search_file(tmp_path):
     assert frame.loc[("amcf", 0), "search_model_epochs"] == 4 * 3 * 2
     assert frame.loc[("als", 0), "total_model_epochs"] == 6 + 5 * 3
     assert frame.loc[("als", 0), "total_wall_time_s"] == pytest.approx(10.0)
+
