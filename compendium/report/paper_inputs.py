@@ -61,7 +61,11 @@ def results_tables_tex(targets: Sequence[str]) -> str:
         name = escape_latex(target)
         parts.append(
             "\\begin{table}[htbp]\n\\centering\n"
-            f"\\caption{{Results on \\texttt{{{name}}}. Test accuracy at the epoch chosen on the "
+            f"\\caption{{Results on \\texttt{{{name}}}. Rows are grouped by the seeds they ran "
+            "on, and every number in a group is over that group's seeds only (seeds differ in "
+            "difficulty, so means over different seeds do not compare); a group with fewer seeds "
+            "shows AMCF and the reference again on its own seeds (marked \\emph{on these "
+            "seeds}). Test accuracy at the epoch chosen on the "
             "validation split, mean $\\pm$ sample standard deviation over seeds; "
             "$^\\dagger$best test accuracy over all epochs (the original paper's protocol, "
             "optimistic by construction). $\\Delta$: mean paired difference of test accuracy "
