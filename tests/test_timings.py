@@ -132,3 +132,23 @@ def test_reproduce_command_reads_the_start_make_wrote(tree, tmp_path, capsys):
     assert main(["timings", "record", "--results", str(results), "--timings",
                  str(timings)]) == 0
     assert "recorded from this machine" in capsys.readouterr().out
+
+
+def test_make_reproduce_starts_its_clock_before_the_set_up_and_records_at_the_end():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(["make", "-n", "--no-print-directory", "reproduce-clock",
+                           "reproduce"], cwd=root, capture_output=True, text=True, timeout=60,
+                          check=True)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    clock = next(i for i, line in enumerate(lines) if "reproduce.started" in line)
+    check = next(i for i, line in enumerate(lines) if "amcf numerics check" in line)
+    repro = next(i for i, line in enumerate(lines) if "dvc repro --force" in line)
+    record = next(i for i, line in enumerate(lines) if "amcf timings reproduce" in line)
+    assert clock < check < repro < record
+    assert "--since build/timings/reproduce.started" in lines[record]
