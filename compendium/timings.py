@@ -30,6 +30,10 @@ from amcf.io import read_json, write_json, write_text
 
 SUMMARY_NAME = "timings.csv"
 SUMMARY_COLUMNS = ("run", "wall_time_s", "shared_by", "machine", "metrics_sha256")
+# the measured `make reproduce`: build/timings/reproduce.json, committed as
+# <results>/reproduce-time.json by `amcf timings record` while it matches the results
+REPRODUCE_RECORD = "reproduce.json"
+REPRODUCE_NAME = "reproduce-time.json"
 
 
 def default_timings_dir(work_dir: str | os.PathLike) -> Path:
@@ -81,11 +85,38 @@ def write_record(timings_dir: str | os.PathLike, run: str | os.PathLike,
     })
 
 
+def search_run(target: str, seed: int) -> str:
+    """The timing key of one AMLS search of ``target`` (what the report looks up)."""
+    return f"{target}/search/seed{int(seed)}"
+
+
+def write_search_record(timings_dir: str | os.PathLike, target: str, seed: int,
+                        search_json: str | os.PathLike, wall_time_s: float) -> Path:
+    """Record the wall time of the search published at ``search_json`` (one search seed)."""
+    run = search_run(target, seed)
+    return write_json(record_path(timings_dir, run), {
+        "run": run,
+        "wall_time_s": float(wall_time_s),
+        "shared_by": 1,
+        "machine": machine(),
+        "metrics_sha256": metrics_digest(search_json),
+    })
+
+
 def _runs(results_dir: Path) -> dict[str, Path]:
-    """Every published run under ``results_dir``: its relative directory -> its metrics."""
+    """Every timed result under ``results_dir``: its key -> the file its timing is tied to
+    (a run's ``metrics.json``; a search's ``search.json``)."""
     found = {}
     for path in sorted(results_dir.rglob("metrics.json")):
         found[path.parent.relative_to(results_dir).as_posix()] = path
+    for path in sorted(results_dir.glob("*/searches/seed*/search.json")):
+        target, seed = path.parents[2].name, path.parent.name.removeprefix("seed")
+        if seed.isdigit():
+            found[search_run(target, int(seed))] = path
+    # a search of the older one-search layout, and a method's own search (ALS)
+    for path in [*results_dir.glob("*/search.json"), *results_dir.glob("*/*/*/search.json")]:
+        if path.parents[1].name != "searches":
+            found[f"{path.parent.relative_to(results_dir).as_posix()}/search"] = path
     return found
 
 
@@ -105,12 +136,13 @@ def read_summary(results_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 def current_wall_times(results_dir: str | os.PathLike) -> dict[str, float]:
-    """Wall time by run for the runs whose committed metrics the summary was taken with."""
+    """Wall time by run (searches included) for the results the summary was taken with."""
     root = Path(results_dir)
+    tied = _runs(root)
     out = {}
     for run, row in read_summary(root).items():
-        metrics = root / run / "metrics.json"
-        if metrics.is_file() and metrics_digest(metrics) == row["metrics_sha256"]:
+        path = tied.get(run)
+        if path is not None and metrics_digest(path) == row["metrics_sha256"]:
             out[run] = float(row["wall_time_s"])
     return out
 
@@ -164,6 +196,66 @@ def write_summary(results_dir: str | os.PathLike, timings_dir: str | os.PathLike
     return write_text(Path(results_dir) / SUMMARY_NAME, render_summary(rows)), origin
 
 
+# ---- the measured `make reproduce` ---------------------------------------------------------
+
+def results_digest(results_dir: str | os.PathLike) -> str:
+    """One sha256 over every result file (path and bytes), wall-time files left out: a
+    reproduction's time belongs to the results it produced."""
+    root = Path(results_dir)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel in (SUMMARY_NAME, REPRODUCE_NAME):
+            continue
+        digest.update(f"{rel}\0{metrics_digest(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def write_reproduce_record(timings_dir: str | os.PathLike, results_dir: str | os.PathLike,
+                           started: float, setup_included: bool,
+                           finished: float | None = None) -> Path:
+    """Record one measured ``make reproduce``: from ``started`` (seconds since the epoch, taken
+    before its set-up) to ``finished`` (default: now), tied to the results it left."""
+    import datetime
+    import time
+
+    end = time.time() if finished is None else finished
+    if end < started:
+        raise ValueError(f"the reproduction ends ({end}) before it starts ({started}): pass the "
+                         "start time `date +%s` printed before `make reproduce` began")
+    return write_json(Path(timings_dir) / REPRODUCE_RECORD, {
+        "command": "make reproduce",
+        "wall_time_s": round(end - started, 1),
+        "setup_included": bool(setup_included),
+        "finished": datetime.datetime.fromtimestamp(end, datetime.UTC).strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "results_sha256": results_digest(results_dir),
+    })
+
+
+def read_reproduce_time(results_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The committed measured reproduction, or None when there is none or the results have
+    changed since it was measured."""
+    path = Path(results_dir) / REPRODUCE_NAME
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    return record if record.get("results_sha256") == results_digest(results_dir) else None
+
+
+def commit_reproduce_time(results_dir: str | os.PathLike,
+                          timings_dir: str | os.PathLike) -> str:
+    """Copy this machine's reproduce record into the results when it matches them; returns
+    what happened ("recorded", "kept", "missing")."""
+    path = Path(timings_dir) / REPRODUCE_RECORD
+    if path.is_file():
+        record = read_json(path)
+        if record.get("results_sha256") == results_digest(results_dir):
+            write_json(Path(results_dir) / REPRODUCE_NAME, record)
+            return "recorded"
+    return "kept" if read_reproduce_time(results_dir) is not None else "missing"
+
+
 def add_parser(subparsers: Any) -> None:
     """``amcf timings record``: registered on the ``amcf`` command line by compendium.cli."""
     group = subparsers.add_parser("timings", help="commit the wall times of this machine's runs")
@@ -176,6 +268,32 @@ def add_parser(subparsers: Any) -> None:
     record.add_argument("--timings", default="build/timings",
                         help="the runs' timing record (default: build/timings)")
     record.set_defaults(handler=lambda args: record_command(args.results, args.timings))
+    repro = commands.add_parser(
+        "reproduce", help="record the wall time of the `make reproduce` that just ended",
+        description="Write build/timings/reproduce.json: the wall time of `make reproduce` from "
+                    "the start time in --since (as `make reproduce` writes it) to now.")
+    repro.add_argument("--since", required=True,
+                       help="file holding the start (seconds since the epoch) and 1 when the "
+                            "set-up ran within the measured time, else 0")
+    repro.add_argument("--results", default="results", help="results root of the profile")
+    repro.add_argument("--timings", default="build/timings", help="the timing record's folder")
+    repro.set_defaults(handler=lambda args: reproduce_command(args.since, args.results,
+                                                              args.timings))
+
+
+def reproduce_command(since: str | os.PathLike, results: str | os.PathLike,
+                      timings_dir: str | os.PathLike) -> int:
+    fields = Path(since).read_text(encoding="utf-8").split() if Path(since).is_file() else []
+    try:
+        started, setup = float(fields[0]), fields[1:2] == ["1"]
+    except (IndexError, ValueError):
+        print(f"amcf timings: error: {since} should hold '<seconds since the epoch> <0|1>', "
+              f"got {fields}; run `make reproduce`, which writes it", file=sys.stderr)
+        return 2
+    path = write_reproduce_record(timings_dir, results, started, setup)
+    seconds = read_json(path)["wall_time_s"]
+    print(f"{path}: make reproduce took {seconds / 60:.1f} min; `make timings` commits it")
+    return 0
 
 
 def record_command(results: str | os.PathLike, timings_dir: str | os.PathLike) -> int:
@@ -187,6 +305,11 @@ def record_command(results: str | os.PathLike, timings_dir: str | os.PathLike) -
     print(f"{path}: {len(origin['recorded'])} runs timed on this machine, "
           f"{len(origin['kept'])} kept from the committed summary, "
           f"{len(origin['missing'])} without a timing")
+    reproduce = commit_reproduce_time(results, timings_dir)
+    print({"recorded": "the measured `make reproduce`: recorded from this machine",
+           "kept": "the measured `make reproduce`: kept from the committed record",
+           "missing": "no measured `make reproduce` matches these results (run it, then "
+                      "`make timings`)"}[reproduce])
     if origin["missing"]:
         shown = ", ".join(origin["missing"][:5])
         more = f" and {len(origin['missing']) - 5} more" if len(origin["missing"]) > 5 else ""

@@ -109,7 +109,8 @@ def write_demo_results(
                 timed.append({"run": f"{target}/{method}/seed{s}", **row})
         write_json(root / target / "search.json", _search(rng, len(sources)))
         timed.append({"run": f"{target}/search", "wall_time_s": float(rng.uniform(5, 10)),
-                      "shared_by": 1, "machine": "synthetic", "metrics_sha256": ""})
+                      "shared_by": 1, "machine": "synthetic",
+                      "metrics_sha256": metrics_digest(root / target / "search.json")})
     layers = {s: [[i, f"layer{i}.conv.weight", f"layer{i}", int(10 ** rng.uniform(2, 5))]
                   for i in range(11)] for s in sources}
     write_json(root / "layers.json", layers)

@@ -139,3 +139,26 @@ def test_paper_inputs_repeat_byte_for_byte_and_read_the_pretrain_layer_tables(tm
     shutil.rmtree(results / "sources" / "mnist")
     with pytest.raises(FileNotFoundError, match="run the pretrain stages"):
         write_paper_inputs(results, tmp_path / "c", "embedded", DEMO_PARAMS, plan=plan)
+
+
+def test_per_class_caption_says_what_the_figure_draws(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from compendium.plots.curves import MAX_CONFUSION_CLASSES, plot_per_class_errors
+    from compendium.report.paper_inputs import per_class_caption
+
+    for classes in (5, MAX_CONFUSION_CLASSES + 20):
+        labels = list(range(classes)) * 2
+        pred = pd.DataFrame({"label": labels, "prediction": [(c + i % 2) % classes
+                                                              for i, c in enumerate(labels)]})
+        figure = plot_per_class_errors(pred)
+        # the confusion matrix is an image on a second panel (beside its colour bar)
+        drew_matrix = any(ax.images for ax in figure.axes)
+        caption = per_class_caption(pred)
+        assert ("confusion matrix." in caption) == drew_matrix, classes
+        assert ("no confusion matrix is drawn" in caption) == (not drew_matrix), classes
+        if not drew_matrix:
+            assert f"its {classes} classes" in caption

@@ -233,14 +233,19 @@ def test_the_counts_of_the_committed_claims_match_the_committed_results():
     assert len(tested) == 2 * len(pairs) == 2 * len(PAIR_MACROS)
 
 
-def test_reproduction_time_counts_a_joint_run_once():
-    timings = {"t/baselines/ensemble/seed0": {"wall_time_s": 90.0, "shared_by": 1, "machine": "m"},
-               "t/baselines/finetune-a/seed0": {"wall_time_s": 45.0, "shared_by": 2,
-                                                "machine": "m"},
-               "t/amcf/seed0": {"wall_time_s": 30.0, "shared_by": 1, "machine": "gpu_box"}}
-    claim = reproduction_claim(timings)
-    assert claim["ReproWallTime"] == "2.0 minutes"
-    assert claim["ReproMachine"] == r"gpu\_box; m"
+def test_reproduction_claim_states_only_a_measured_time():
+    missing = reproduction_claim(None)
+    assert "No measured" in missing["ClaimReproduction"]
+    assert not any(ch.isdigit() for ch in missing["ClaimReproduction"])
+    record = {"wall_time_s": 1041.0, "setup_included": True, "machine": "x86_64, cpu_a",
+              "finished": "2026-12-06"}
+    claim = reproduction_claim(record)
+    assert claim["ReproWallTime"] == "17.4 minutes"
+    assert claim["ClaimReproduction"] == (
+        r"A measured \texttt{make reproduce} of these results took 17.4 minutes (set-up "
+        r"included) on x86\_64, cpu\_a, on 2026-12-06.")
+    warm = reproduction_claim({**record, "setup_included": False, "wall_time_s": 42.0})
+    assert "42 seconds (with the environment already set up)" in warm["ClaimReproduction"]
 
 
 @pytest.mark.parametrize(("values", "expected"), [

@@ -84,8 +84,10 @@ def test_results_table_equals_collected_numbers(frame):
 
 
 def test_latex_and_csv_show_the_same_numbers(frame, tmp_path):
+    from compendium.report.tables import paired_results_table
+
     written = write_tables(frame, tmp_path)
-    table = results_table(frame, "omniglot-small")
+    table = paired_results_table(frame, "omniglot-small")
     csv = pd.read_csv(written["omniglot-small.csv"])
     assert csv.test_mean.to_numpy() == pytest.approx(table.test_mean.to_numpy())
     tex = written["omniglot-small.tex"].read_text()
@@ -174,10 +176,20 @@ def _metrics(final, **extra):
             "trainable_params": 10, **extra}
 
 
+def _timed_file(root, run: str):
+    """The file a timing row is tied to: a run's metrics, a search's search.json."""
+    parts = run.split("/")
+    if parts[-1].startswith("seed") and parts[-2] == "search":
+        return root.joinpath(*parts[:-2], "searches", parts[-1], "search.json")
+    if parts[-1] == "search":
+        return root.joinpath(*parts[:-1], "search.json")
+    return root / run / "metrics.json"
+
+
 def _timings(root, runs: dict[str, float]):
     rows = ["run,wall_time_s,shared_by,machine,metrics_sha256"]
     for run, seconds in runs.items():
-        path = root / run / "metrics.json"
+        path = _timed_file(root, run)
         digest = metrics_digest(path) if path.is_file() else ""
         rows.append(f"{run},{seconds},1,synthetic,{digest}")
     (root / "timings.csv").write_text("\n".join(rows) + "\n")
@@ -203,6 +215,9 @@ def test_collect_adds_each_seeds_search_to_the_cost_of_searched_schemes(tmp_path
     write_json(tmp_path / "t" / "searches.json", {"searches": [
         {"seed": 1, "best": [1, 2], "evaluations": 20, "model_epochs": 200, "calls": 30},
         {"seed": 0, "best": [3, 4], "evaluations": 10, "model_epochs": 100, "calls": 30}]})
+    for seed, best in ((1, [1, 2]), (0, [3, 4])):  # each search's own file, its time tied to it
+        write_json(tmp_path / "t" / "searches" / f"seed{seed}" / "search.json",
+                   {"best": best, "history": []})
     _timings(tmp_path, {"t/amcf/seed0": 2.0, "t/amcf/seed1": 3.0, "t/amcf/seed2": 4.0,
                         "t/search/seed0": 50.0, "t/search/seed1": 70.0})
     frame = collect(tmp_path).set_index(["method", "seed"])
@@ -211,6 +226,12 @@ def test_collect_adds_each_seeds_search_to_the_cost_of_searched_schemes(tmp_path
     assert frame.loc[("amcf", 1), "total_model_epochs"] == 6 + 100
     assert frame.loc[("amcf", 2), "total_model_epochs"] == 6 + 200
     assert frame.loc[("amcf", 1), "total_wall_time_s"] == pytest.approx(53.0)
+    # a search whose file changed since it was timed has no time
+    write_json(tmp_path / "t" / "searches" / "seed0" / "search.json",
+               {"best": [3, 4], "history": [{}]})
+    stale = collect(tmp_path).set_index(["method", "seed"])
+    assert math.isnan(stale.loc[("amcf", 1), "total_wall_time_s"])
+    assert stale.loc[("amcf", 2), "total_wall_time_s"] == pytest.approx(74.0)
     assert frame.loc[("amcf", 2), "search_evaluations"] == 20
     assert frame.loc[("amcf-lam0", 1), "search_model_epochs"] == 100
     assert math.isnan(frame.loc[("amcf-lam0", 1), "total_wall_time_s"])  # run itself untimed
@@ -233,3 +254,108 @@ def test_collect_derives_search_cost_from_a_single_search_file(tmp_path):
     assert frame.loc[("amcf", 0), "search_model_epochs"] == 4 * 3 * 2
     assert frame.loc[("als", 0), "total_model_epochs"] == 6 + 5 * 3
     assert frame.loc[("als", 0), "total_wall_time_s"] == pytest.approx(10.0)
+
+
+# ---- paired tables: methods on different seeds compare only on the seeds they share ---------
+
+def _constructed(seed_sets: dict[tuple[str, str], range]) -> pd.DataFrame:
+    """A collected frame by hand: seeds 0-2 are easy (+10 points) for every method; l2sp is 2
+    points below AMCF on every seed, the reference 5 points below."""
+    offset = {"finetune-a": -0.05, "l2sp": -0.02, "amcf-k1": 0.01, "amcf": 0.0}
+    info = {"finetune-a": ("Fine-tune (a)", "baseline", True, 1),
+            "l2sp": ("L2-SP", "baseline", False, 2), "amcf-k1": ("K = 1", "ablation", False, 3),
+            "amcf": ("AMCF", "amcf", False, 9)}
+    rows = []
+    for (target, method), seeds in seed_sets.items():
+        label, family, single, order = info[method]
+        for seed in seeds:
+            acc = 0.6 + 0.1 * (seed < 3) + 0.003 * seed + offset[method]
+            rows.append({"target": target, "method": method, "seed": seed, "label": label,
+                         "family": family, "single_source": single, "order": order,
+                         "test_acc": acc, "best_test_acc": acc + 0.01, "final_test_acc": acc,
+                         "val_acc": acc, "model_epochs": 10.0, "wall_time_s": 1.0,
+                         "search_evaluations": pd.NA, "total_model_epochs": 10.0,
+                         "total_wall_time_s": 1.0})
+    frame = pd.DataFrame(rows)
+    frame["search_evaluations"] = frame["search_evaluations"].astype("Int64")
+    return frame
+
+
+def test_paired_results_table_compares_each_group_on_its_own_seeds():
+    from compendium.report.tables import paired_results_table
+
+    frame = _constructed({("t", "finetune-a"): range(10), ("t", "amcf"): range(10),
+                          ("t", "l2sp"): range(3)})
+    plain = results_table(frame, "t").set_index("method")
+    # the artefact: over their own seeds, l2sp looks better than AMCF though it never is
+    assert plain.loc["l2sp", "test_mean"] > plain.loc["amcf", "test_mean"]
+    table = paired_results_table(frame, "t")
+    assert table["seed_group"].tolist() == [0, 0, 1, 1, 1]
+    assert table["seeds"].tolist() == ["0-9", "0-9", "0-2", "0-2", "0-2"]
+    few = table[table["seed_group"] == 1].set_index("method")
+    assert few["restricted"].to_dict() == {"finetune-a": True, "l2sp": False, "amcf": True}
+    amcf_easy = frame[(frame.method == "amcf") & (frame.seed < 3)]["test_acc"]
+    assert few.loc["amcf", "test_mean"] == pytest.approx(amcf_easy.mean())
+    assert few.loc["amcf", "n"] == 3
+    # within the group, AMCF is above l2sp by the 2 points it is above on every seed
+    assert few.loc["amcf", "test_mean"] - few.loc["l2sp", "test_mean"] == pytest.approx(0.02)
+    # Δ stays paired with the reference on the seeds the row is over
+    assert few.loc["amcf", "delta"] == pytest.approx(0.05)
+    assert few.loc["amcf", "n_paired"] == 3 and few.loc["l2sp", "n_paired"] == 3
+    assert table[table.seed_group == 0].set_index("method").loc["amcf", "n_paired"] == 10
+    tex = results_table_latex(table)
+    lines = tex.splitlines()
+    first, second = lines.index(r"\multicolumn{10}{l}{\emph{Seeds 0--9}} \\"), \
+        lines.index(r"\multicolumn{10}{l}{\emph{Seeds 0--2}} \\")
+    assert first < second
+    assert any(line.startswith("AMCF, on these seeds & ") for line in lines[second:])
+    assert any(line.startswith("Fine-tune (a), on these seeds & ") for line in lines[second:])
+    assert not any("on these seeds" in line for line in lines[:second])
+
+
+def test_paired_results_table_is_one_group_when_every_method_ran_every_seed(frame):
+    from compendium.report.tables import paired_results_table
+
+    table = paired_results_table(frame, "digits")
+    assert set(table["seed_group"]) == {0} and not table["restricted"].any()
+    plain = results_table(frame, "digits")
+    assert table["test_mean"].tolist() == pytest.approx(plain["test_mean"].tolist())
+
+
+def test_paired_summary_groups_by_the_seeds_on_every_target():
+    from compendium.report.tables import paired_summary_table
+
+    frame = _constructed({
+        ("t1", "finetune-a"): range(10), ("t1", "amcf"): range(10), ("t1", "l2sp"): range(3),
+        ("t1", "amcf-k1"): range(3), ("t2", "finetune-a"): range(10),
+        ("t2", "amcf"): range(10), ("t2", "l2sp"): range(3), ("t2", "amcf-k1"): range(5)})
+    summary = paired_summary_table(frame)
+    groups = summary.groupby("seed_group")["method"].apply(list).to_dict()
+    # the k1 ablation ran other seeds on t2 than l2sp: a group of its own
+    assert groups == {0: ["finetune-a", "amcf"], 1: ["finetune-a", "amcf-k1", "amcf"],
+                      2: ["finetune-a", "l2sp", "amcf"]}
+    k1 = summary[summary.seed_group == 1].set_index("method")
+    assert k1.loc["amcf", "restricted"] and not k1.loc["amcf-k1", "restricted"]
+    amcf = frame[frame.method == "amcf"]
+    expected = (amcf[(amcf.target == "t1") & (amcf.seed < 3)].test_acc.mean()
+                + amcf[(amcf.target == "t2") & (amcf.seed < 5)].test_acc.mean()) / 2
+    assert k1.loc["amcf", "mean_test"] == pytest.approx(expected)
+    assert k1.loc["amcf", "t1:seeds"] == "0-2" and k1.loc["amcf", "t2:seeds"] == "0-4"
+    # the group's own comparison: K = 1 is 1 point above AMCF on the same seeds
+    assert k1.loc["amcf-k1", "mean_test"] - k1.loc["amcf", "mean_test"] == pytest.approx(0.01)
+    tex = summary_table_latex(summary)
+    assert r"\emph{Seeds \texttt{t1} 0--2; \texttt{t2} 0--4}" in tex
+    assert r"\emph{Seeds 0--9}" in tex and r"\emph{Seeds 0--2}" in tex
+    assert tex.count("AMCF, on these seeds") == 2
+
+
+def test_written_tables_are_the_paired_ones(tmp_path):
+    from compendium.report.tables import paired_results_table, paired_summary_table
+
+    frame = _constructed({("t", "finetune-a"): range(10), ("t", "amcf"): range(10),
+                          ("t", "l2sp"): range(3)})
+    written = write_tables(frame, tmp_path)
+    assert written["t.tex"].read_text() == results_table_latex(paired_results_table(frame, "t"))
+    assert written["summary.tex"].read_text() == summary_table_latex(paired_summary_table(frame))
+    csv = pd.read_csv(written["t.csv"])
+    assert csv["restricted"].tolist() == [False, False, True, False, True]

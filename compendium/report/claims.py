@@ -344,25 +344,37 @@ def cost_claim(frame: pd.DataFrame) -> str:
     wall = mean_cost("amcf", "total_wall_time_s")
     if math.isfinite(wall):
         text += f", and {fmt_num(wall, 1)} s of wall time"
+        # each search is timed on its own (build/timings/<target>/search/seed<k>.json)
+        search = (mean_cost("amcf", "search_wall_time_s") if "search_wall_time_s" in frame
+                  else math.nan)
+        if math.isfinite(search) and search > 0:
+            text += f", of which the search took {fmt_num(search, 1)} s"
     else:
         text += "; its wall time including the search was not recorded for every run"
     return text + "."
 
 
-def reproduction_claim(timings: Mapping[str, Mapping]) -> dict[str, str]:
-    """Measured compute of the committed results (from ``timings.csv``): total wall time and
-    the machines it was measured on."""
-    if not timings:
-        return {"ReproWallTime": "not recorded", "ReproMachine": "an unrecorded machine"}
-    # a member of a joint run (shared_by > 1) holds a share of a run the joint row already
-    # counts in full: adding it again would count that training twice
-    seconds = sum(float(row["wall_time_s"]) for row in timings.values()
-                  if int(row.get("shared_by", 1) or 1) <= 1)
-    machines = sorted({str(row.get("machine", "")) for row in timings.values()} - {""})
+def reproduction_claim(record: Mapping[str, object] | None) -> dict[str, str]:
+    """The measured ``make reproduce`` (``<results>/reproduce-time.json``, see
+    :func:`compendium.timings.read_reproduce_time`) in one sentence, ``ClaimReproduction``:
+    its wall time, whether the set-up ran within it, and the machine and day. Nothing is
+    estimated: without a record that matches the results, the sentence says so."""
+    if not record:
+        return {"ReproWallTime": "not measured", "ReproMachine": "no recorded machine",
+                "ClaimReproduction": (
+                    "No measured \\texttt{make reproduce} matches these results yet "
+                    "(\\texttt{make reproduce} records its wall time, \\texttt{make "
+                    "timings} commits it).")}
+    seconds = float(record["wall_time_s"])
     when = (f"{seconds / 3600:.1f} hours" if seconds >= 3600 else
             f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.0f} seconds")
-    return {"ReproWallTime": when,
-            "ReproMachine": escape_latex("; ".join(machines) or "an unrecorded machine")}
+    setup = ("set-up included" if record.get("setup_included")
+             else "with the environment already set up")
+    machine = escape_latex(record.get("machine") or "an unrecorded machine")
+    day = escape_latex(record.get("finished") or "an unrecorded day")
+    return {"ReproWallTime": when, "ReproMachine": machine,
+            "ClaimReproduction": (f"A measured \\texttt{{make reproduce}} of these results "
+                                  f"took {when} ({setup}) on {machine}, on {day}.")}
 
 
 def numerics_claim(frame: pd.DataFrame) -> dict[str, str]:
@@ -408,7 +420,7 @@ def plan_claim(comparisons: pd.DataFrame, plan: AnalysisPlan,
 
 
 def claim_macros(frame: pd.DataFrame, comparisons: pd.DataFrame, plan: AnalysisPlan,
-                 timings: Mapping[str, Mapping] | None = None) -> dict[str, str]:
+                 reproduction: Mapping[str, object] | None = None) -> dict[str, str]:
     """Every claim macro: per comparison, the headline, the plan, the cost and the
     reproduction facts."""
     labels = dict(zip(frame["method"], frame["label"], strict=True))
@@ -416,7 +428,7 @@ def claim_macros(frame: pd.DataFrame, comparisons: pd.DataFrame, plan: AnalysisP
     out["ClaimHeadline"] = headline_claim(comparisons, labels, plan)
     out["ClaimCost"] = cost_claim(frame)
     out.update(plan_claim(comparisons, plan, labels))
-    out.update(reproduction_claim(timings or {}))
+    out.update(reproduction_claim(reproduction))
     out.update(numerics_claim(frame))
     return out
 
@@ -429,11 +441,11 @@ def render_claims(macros: Mapping[str, str]) -> str:
 
 
 def write_claims(path: str | os.PathLike, frame: pd.DataFrame, comparisons: pd.DataFrame,
-                 plan: AnalysisPlan, timings: Mapping[str, Mapping] | None = None,
+                 plan: AnalysisPlan, reproduction: Mapping[str, object] | None = None,
                  extra: Mapping[str, str] | None = None) -> Path:
     """Write ``claims.tex`` (one \\newcommand per claim; ``extra``: claims made elsewhere,
     e.g. :func:`compendium.report.fitness.fitness_claim`)."""
-    return write_text(path, render_claims({**claim_macros(frame, comparisons, plan, timings),
+    return write_text(path, render_claims({**claim_macros(frame, comparisons, plan, reproduction),
                                            **(extra or {})}))
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from compendium import results
 from compendium.methods.registry import method_info
-from compendium.timings import current_wall_times, read_summary
+from compendium.timings import current_wall_times
 
 METRIC_KEYS = results.METRIC_KEYS
 COLUMNS = ("target", "method", "seed", "label", "family", "single_source", "order",
@@ -48,12 +48,14 @@ def search_model_epochs(search: dict) -> float:
     return float(search["evaluations"]) * float(epochs) * float(dims)
 
 
-def _search_wall_time(timings: dict, root: Path, search_path: Path, seed: int) -> float:
-    """The search's wall time from timings.csv (NaN when it was not timed)."""
+def _search_wall_time(wall_times: dict[str, float], root: Path, search_path: Path,
+                      seed: int) -> float:
+    """The search's wall time from timings.csv, while its row still matches the committed
+    search (NaN when it was not timed)."""
     rel = search_path.parent.relative_to(root).as_posix()
     for run in (f"{rel}/search/seed{seed}", f"{rel}/search"):
-        if run in timings:
-            return float(timings[run]["wall_time_s"])
+        if run in wall_times:
+            return wall_times[run]
     return float("nan")
 
 
@@ -67,7 +69,8 @@ def search_evaluations(results_dir: str | os.PathLike, target: str, method: str,
     return int(results.search_for_seed(results.read_searches(path), seed)["evaluations"])
 
 
-def _search_cost(root: Path, target: str, method: str, seed: int, timings: dict) -> dict:
+def _search_cost(root: Path, target: str, method: str, seed: int,
+                 wall_times: dict[str, float]) -> dict:
     path = _search_file(root, target, method)
     if path is None:
         return {"search_evaluations": None, "search_model_epochs": 0.0,
@@ -75,7 +78,7 @@ def _search_cost(root: Path, target: str, method: str, seed: int, timings: dict)
     search = results.search_for_seed(results.read_searches(path), seed)
     return {"search_evaluations": int(search["evaluations"]),
             "search_model_epochs": search_model_epochs(search),
-            "search_wall_time_s": _search_wall_time(timings, root, path,
+            "search_wall_time_s": _search_wall_time(wall_times, root, path,
                                                     int(search.get("seed", 0)))}
 
 
@@ -95,12 +98,11 @@ def collect(results_dir: str | os.PathLike) -> pd.DataFrame:
         )
     rows = []
     wall_times = current_wall_times(root)
-    timings = read_summary(root)
     for target, method, seed, path in results.metrics_files(root):
         info = method_info(method)
         metrics = results.read_metrics(path)
         metrics["final_test_acc"] = results.final_test_acc(metrics, path.parent)
-        cost = _search_cost(root, target, method, seed, timings)
+        cost = _search_cost(root, target, method, seed, wall_times)
         wall = wall_times.get(path.parent.relative_to(root).as_posix(), float("nan"))
         rows.append(
             {

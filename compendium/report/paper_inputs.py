@@ -26,13 +26,18 @@ import pandas as pd
 from amcf.io import write_json, write_text
 from compendium import results
 from compendium.plan import AnalysisPlan
-from compendium.plots.curves import plot_per_class_errors, plot_training_curves
+from compendium.plots.curves import (
+    MAX_CONFUSION_CLASSES,
+    plot_per_class_errors,
+    plot_training_curves,
+)
 from compendium.plots.search import plot_layer_scheme, plot_swarm
 from compendium.report.claims import claim_comparisons, comparisons_table_latex, write_claims
 from compendium.report.collect import collect
 from compendium.report.deviations import deviations_table_latex
 from compendium.report.figures import plot_paired_differences
 from compendium.report.fitness import fitness_claim, fitness_study, write_fitness_table
+from compendium.report.history import history_macros
 from compendium.report.latex import escape_latex
 from compendium.report.macros import (
     PaperParams,
@@ -44,7 +49,7 @@ from compendium.report.macros import (
 from compendium.report.profile_text import profile_macros
 from compendium.report.stats import BEST_SINGLE, comparison_table, decisive_pairs
 from compendium.report.tables import slug, write_tables
-from compendium.timings import read_summary
+from compendium.timings import read_reproduce_time
 
 FEATURED_METHOD = "amcf"
 
@@ -57,7 +62,11 @@ def results_tables_tex(targets: Sequence[str]) -> str:
         name = escape_latex(target)
         parts.append(
             "\\begin{table}[htbp]\n\\centering\n"
-            f"\\caption{{Results on \\texttt{{{name}}}. Test accuracy at the epoch chosen on the "
+            f"\\caption{{Results on \\texttt{{{name}}}. Rows are grouped by the seeds they ran "
+            "on, and every number in a group is over that group's seeds only (seeds differ in "
+            "difficulty, so means over different seeds do not compare); a group with fewer seeds "
+            "shows AMCF and the reference again on its own seeds (marked \\emph{on these "
+            "seeds}). Test accuracy at the epoch chosen on the "
             "validation split, mean $\\pm$ sample standard deviation over seeds; "
             "$^\\dagger$best test accuracy over all epochs (the original paper's protocol, "
             "optimistic by construction). $\\Delta$: mean paired difference of test accuracy "
@@ -137,6 +146,19 @@ def write_figures(
             for name in ("curves", "swarm", "scheme", "per-class", "differences")}
 
 
+def per_class_caption(predictions: pd.DataFrame) -> str:
+    """The per-class figure's caption, saying what :func:`plot_per_class_errors` drew for
+    these predictions: the bars always, the confusion matrix only up to
+    MAX_CONFUSION_CLASSES classes."""
+    num = int(max(predictions["label"].max(), predictions["prediction"].max()) + 1)
+    if num <= MAX_CONFUSION_CLASSES:
+        return ("Per-class test error of the fused AMCF model (classes sorted by error) and its "
+                "row-normalised confusion matrix.")
+    return (f"Per-class test error of the fused AMCF model on its {num} classes, sorted by "
+            f"error; with more than {MAX_CONFUSION_CLASSES} classes no confusion matrix is "
+            "drawn, as it would be unreadable.")
+
+
 def schemes_table_latex(results_dir: str | os.PathLike, targets: Sequence[str]) -> str:
     """The frozen-layer scheme AMLS chose on each target: k per source, its validation
     fitness, and the search's fitness calls and distinct trainings."""
@@ -206,7 +228,7 @@ def write_paper_inputs(
                                               study.to_csv(index=False))
     written["table:fitness"] = write_fitness_table(gen / "tables" / "fitness.tex", study)
     written["claims"] = write_claims(gen / "claims.tex", frame, comparisons, plan,
-                                     read_summary(results_dir),
+                                     read_reproduce_time(results_dir),
                                      extra={"ClaimFitness": fitness_claim(study)})
     planned = comparisons[comparisons["group"].isin(["primary", "secondary"])]
     written.update({f"figure:{k}": v for k, v in write_figures(
@@ -223,9 +245,12 @@ def write_paper_inputs(
         "SearchSeedCount": str(search_count),
         "FeaturedScheme": ", ".join(str(k) for k in results.search_for_seed(
             results.target_searches(results_dir, featured), featured_seed)["best"]),
+        "PerClassCaption": per_class_caption(results.predictions_frame(results.find_run(
+            results_dir, featured, FEATURED_METHOD, featured_seed))),
     }
     macros = merge_macros(context, param_macros(p), result_macros(frame, candidates),
-                          profile_macros(profile_name, p, frame, search_count))
+                          profile_macros(profile_name, p, frame, search_count),
+                          history_macros(paper, profile_name))
     written["macros"] = write_macros(gen / "macros.tex", macros)
     written["summary"] = write_json(paper / "summary.json", {
         "runs": len(frame), "targets": targets, "methods": sorted(frame["method"].unique())})

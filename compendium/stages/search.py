@@ -9,6 +9,7 @@ starts afresh.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,7 @@ from amcf.models.build import SourceSpec, build_model
 from amcf.search.result import SearchResult
 from amcf.search.scores import check_score
 from amcf.train.config import FitnessConfig, TrainConfig
-from compendium import results
+from compendium import results, timings
 from compendium.data.prepared import load_splits
 from compendium.pipeline.fanout import attached, run_all
 from compendium.stages.runs import (
@@ -53,7 +54,8 @@ def run_search(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any
 def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
                  fitness: TrainConfig, lam: float, seeds: Sequence[int], out_dir: str | Path,
                  work_dir: str | Path, freeze_bn_stats: bool = False,
-                 compare_scores: Sequence[str] = ()) -> list[SearchResult]:
+                 compare_scores: Sequence[str] = (),
+                 timings_dir: str | Path | None = None) -> list[SearchResult]:
     """AMLS once per search seed (the seed of both the swarm and its fitness runs).
 
     Writes each search under ``out_dir/searches/seed<k>/``, the first one's ``search.json``
@@ -62,6 +64,10 @@ def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, A
     chosen scheme's validation accuracy and loss, and, for each score in ``compare_scores``,
     the scheme the same swarm would have chosen under it (``best_by_score``, sharing every
     training the two searches repeat; their cost is not part of ``model_epochs``).
+
+    Each search that ran from scratch records its wall time under ``timings_dir`` (default:
+    beside ``work_dir``) as ``<target>/search/seed<k>`` (:mod:`compendium.timings`), where
+    ``<target>`` is ``out_dir``'s name; the results hold no wall time.
     """
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
@@ -69,8 +75,10 @@ def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, A
     out = Path(out_dir)
     # the searches are independent (each seeds its own swarm and fitness runs, and keeps its
     # own state and trainings): they run side by side, or as Ray tasks on a cluster
+    clock = Path(timings_dir if timings_dir is not None
+                 else timings.default_timings_dir(work_dir))
     done = run_all([partial(_search_seed, splits, sources, pso, fitness, lam, k, out, work_dir,
-                            freeze_bn_stats, compare_scores) for k in seeds])
+                            freeze_bn_stats, compare_scores, clock) for k in seeds])
     found, rows = [result for result, _ in done], [row for _, row in done]
     results.write_searches(out, [s.name for s in sources], rows)
     return found
@@ -78,12 +86,23 @@ def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, A
 
 def _search_seed(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, Any],
                  fitness: TrainConfig, lam: float, k: int, out: Path, work_dir: str | Path,
-                 freeze_bn_stats: bool, compare_scores: Sequence[str]
-                 ) -> tuple[SearchResult, dict]:
+                 freeze_bn_stats: bool, compare_scores: Sequence[str],
+                 timings_dir: Path | None = None) -> tuple[SearchResult, dict]:
     """One search of :func:`run_searches` (search seed ``k``): its result and its row."""
     config = fitness.model_copy(update={"seed": k})
+    state, runs = search_dirs(splits, sources, {**pso, "seed": k}, config, lam, work_dir,
+                              freeze_bn_stats)
+    # a resumed search, or one that reads trainings kept from before, would be timed short:
+    # only a search that trains everything now is timed (an earlier record stays valid while
+    # its search.json is unchanged)
+    fresh = not state.exists() and not (runs.is_dir() and any(runs.iterdir()))
+    started = time.perf_counter()
     result = run_search(splits, sources, {**pso, "seed": k}, config, lam,
                         results.search_dir(out, k), work_dir, freeze_bn_stats)
+    if fresh and timings_dir is not None:
+        timings.write_search_record(timings_dir, out.name, k,
+                                    results.search_dir(out, k) / results.SEARCH,
+                                    time.perf_counter() - started)
     row = {"seed": k, "best": [int(b) for b in result.best],
            "best_fitness": result.best_fitness, "calls": result.calls,
            "evaluations": result.evaluations,
@@ -168,7 +187,8 @@ def search_stage(target: str, sources: Mapping[str, Mapping[str, Any]], lam: flo
     specs = [SourceSpec(name=name, **spec) for name, spec in sources.items()]
     config = FitnessConfig(progress=False, **fitness)  # fitness.score: how a run is scored
     found = run_searches(splits, specs, pso, config, lam, search_seeds, out_dir, work_dir,
-                         freeze_bn_stats=freeze_bn_stats, compare_scores=compare_scores)
+                         freeze_bn_stats=freeze_bn_stats, compare_scores=compare_scores,
+                         timings_dir=timings.default_timings_dir(work_dir))
     figures = Path(out_dir) / "figures"
     # imported here: the worker processes that import this module to train draw nothing
     from compendium.plots.search import plot_layer_scheme, plot_swarm
