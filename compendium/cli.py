@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     cluster_arguments(cluster)
     cluster.set_defaults(handler=_cluster_run)
 
-    from compendium.timings import add_parser as add_timings
+    from compendium.timing_summary import add_parser as add_timings
 
     add_timings(sub)
     _bench_parser(sub)

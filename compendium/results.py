@@ -18,7 +18,7 @@ time, so a rerun writes the same bytes)::
     <target>/<group>/<method>/subsets.json          the K ablation's sources chosen on val
     <target>/<group>/<method>/search.json           a method's own search (ALS)
     <target>/<group>-summary.json                   a stage's headline numbers (DVC metric)
-    timings.csv                                     wall times (compendium.timings; not here)
+    timings.csv                                     wall times (compendium.timing_summary; not here)
 
 **The seed-to-search rule**: ``searches.json`` lists the searches in ``search.search_seeds``'
 order, and training seed s uses the search at position s mod n of that list

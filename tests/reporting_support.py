@@ -13,7 +13,8 @@ import yaml
 
 from amcf.io import write_json, write_text
 from compendium.plan import AnalysisPlan
-from compendium.timings import SUMMARY_NAME, metrics_digest, render_summary
+from compendium.timing_summary import SUMMARY_NAME, render_summary
+from compendium.timings import metrics_digest
 
 DEMO_SOURCES = ("mnist", "animals", "twemoji")
 DEMO_TARGETS = ("digits", "omniglot-small")

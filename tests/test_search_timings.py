@@ -18,7 +18,7 @@ from compendium import results
 from compendium.report.claims import cost_claim
 from compendium.report.collect import collect
 from compendium.stages import search as search_stage
-from compendium.timings import current_wall_times, read_summary, write_summary
+from compendium.timing_summary import current_wall_times, read_summary, write_summary
 
 SEARCH_SEEDS = [4, 3]
 FOUND = {4: ((3, 0), 7, 0.91), 3: ((0, 2), 5, 0.83)}

@@ -11,7 +11,8 @@ from amcf.io import write_json
 from compendium.cli import main
 from compendium.report.collect import collect
 from compendium.report.tables import results_table
-from compendium.timings import SUMMARY_NAME, read_summary, write_record, write_summary
+from compendium.timing_summary import SUMMARY_NAME, read_summary, write_summary
+from compendium.timings import write_record
 
 
 def _metrics(acc: float) -> dict:
@@ -88,7 +89,7 @@ def test_record_command_reports_what_it_wrote(tree, capsys):
 # ---- the measured `make reproduce` ---------------------------------------------------------
 
 def test_a_reproduction_time_is_committed_only_for_the_results_it_produced(tree, tmp_path):
-    from compendium.timings import (
+    from compendium.timing_summary import (
         REPRODUCE_NAME,
         commit_reproduce_time,
         read_reproduce_time,

@@ -356,7 +356,7 @@ def cost_claim(frame: pd.DataFrame) -> str:
 
 def reproduction_claim(record: Mapping[str, object] | None) -> dict[str, str]:
     """The measured ``make reproduce`` (``<results>/reproduce-time.json``, see
-    :func:`compendium.timings.read_reproduce_time`) in one sentence, ``ClaimReproduction``:
+    :func:`compendium.timing_summary.read_reproduce_time`) in one sentence, ``ClaimReproduction``:
     its wall time, whether the set-up ran within it, and the machine and day. Nothing is
     estimated: without a record that matches the results, the sentence says so."""
     if not record:

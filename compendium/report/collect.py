@@ -1,6 +1,6 @@
 """Read the pipeline's result tree (layout: :mod:`compendium.results`) into one tidy table:
 one row per (target, method, seed), with the method's label and family from the method
-registry, its wall time from the committed ``timings.csv`` (:mod:`compendium.timings`; a
+registry, its wall time from the committed ``timings.csv`` (:mod:`compendium.timing_summary`; a
 search's row is ``<target>/search[/seed<k>]`` or ``<target>/<group>/<method>/search[...]``),
 and the cost of the search behind its scheme.
 """
@@ -14,7 +14,7 @@ import pandas as pd
 
 from compendium import results
 from compendium.methods.registry import method_info
-from compendium.timings import current_wall_times
+from compendium.timing_summary import current_wall_times
 
 METRIC_KEYS = results.METRIC_KEYS
 COLUMNS = ("target", "method", "seed", "label", "family", "single_source", "order",

@@ -49,7 +49,7 @@ from compendium.report.macros import (
 from compendium.report.profile_text import profile_macros
 from compendium.report.stats import BEST_SINGLE, comparison_table, decisive_pairs
 from compendium.report.tables import slug, write_tables
-from compendium.timings import read_reproduce_time
+from compendium.timing_summary import read_reproduce_time
 
 FEATURED_METHOD = "amcf"
 
