@@ -15,7 +15,7 @@ This module imports pydantic only: the report reads it without the params schema
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -48,6 +48,10 @@ class AnalysisPlan(BaseModel):
     confidence: float = Field(gt=0, lt=1)
     # a difference whose whole interval lies within +-margin is "equivalent"
     equivalence_margin: float = Field(gt=0, lt=1)
+    # the interval the verdicts' "what the interval excludes" and equivalence use: "bootstrap",
+    # paired over seeds and test images (compendium.report.bootstrap), or "t", over seeds only;
+    # a row without test predictions (a single source) falls back to its t interval
+    interval: Literal["bootstrap", "t"] = "bootstrap"
 
     @field_validator("primary", "secondary", mode="before")
     @classmethod

@@ -48,9 +48,17 @@ def _history(rng: np.random.Generator, epochs: int, models: int) -> tuple[pd.Dat
     return frame, float(seconds.sum())
 
 
-def _run(out: Path, rng: np.random.Generator, epochs: int, models: int, classes: int) -> dict:
-    """Write one run; returns its row of the timings summary."""
+TEST_IMAGES = 60
+
+
+def _run(out: Path, rng: np.random.Generator, epochs: int, models: int, classes: int,
+         labels: np.ndarray) -> dict:
+    """Write one run; returns its row of the timings summary. ``labels``: the target's test
+    labels; the run's predictions are right on exactly its test accuracy's share of them, as
+    a real run's are (the bootstrap checks that they agree)."""
     hist, wall_time = _history(rng, epochs, models)
+    for col in [c for c in hist.columns if c.startswith("test_acc")]:  # a whole image count
+        hist[col] = np.round(hist[col] * TEST_IMAGES) / TEST_IMAGES
     write_text(out / "history.csv", hist.to_csv(index=False))
     sel = int(hist["val_acc"].idxmax())
     member = {"val_acc": float(hist["val_acc_m0"].max()),
@@ -63,11 +71,16 @@ def _run(out: Path, rng: np.random.Generator, epochs: int, models: int, classes:
         "epochs": epochs, "num_models": models, "model_epochs": epochs * models,
         "trainable_params": 300_000 * models, "device": "cpu",
     })
-    labels = rng.integers(0, classes, 60)
-    wrong = rng.random(60) < 0.2
-    preds = np.where(wrong, rng.integers(0, classes, 60), labels)
+    # the draws the tree has always made, so the other synthetic values stay what tests saw
+    rng.integers(0, classes, TEST_IMAGES), rng.random(TEST_IMAGES)
+    rng.integers(0, classes, TEST_IMAGES)
+    right = round(float(hist["test_acc"][sel]) * TEST_IMAGES)
+    wrong = np.random.default_rng(int(right)).permutation(TEST_IMAGES)[right:]
+    preds = labels.copy()
+    preds[wrong] = (labels[wrong] + 1) % classes
     write_text(out / "test_predictions.csv", pd.DataFrame(
-        {"index": np.arange(60), "label": labels, "prediction": preds}).to_csv(index=False))
+        {"index": np.arange(TEST_IMAGES), "label": labels, "prediction": preds}
+    ).to_csv(index=False))
     return {"wall_time_s": wall_time, "shared_by": 1, "machine": "synthetic",
             "metrics_sha256": metrics_digest(out / "metrics.json")}
 
@@ -103,10 +116,13 @@ def write_demo_results(
     timings summary)."""
     root, rng = Path(results_dir), np.random.default_rng(seed)
     timed = []
-    for target in targets:
+    for number, target in enumerate(targets):
+        # one test split per target, from its own stream (the tree's other draws stay as they were)
+        labels = np.random.default_rng([seed, number]).integers(0, classes, TEST_IMAGES)
         for method, models in _methods(sources):
             for s in range(seeds):
-                row = _run(root / target / method / f"seed{s}", rng, epochs, models, classes)
+                row = _run(root / target / method / f"seed{s}", rng, epochs, models, classes,
+                           labels)
                 timed.append({"run": f"{target}/{method}/seed{s}", **row})
         write_json(root / target / "search.json", _search(rng, len(sources)))
         timed.append({"run": f"{target}/search", "wall_time_s": float(rng.uniform(5, 10)),

@@ -27,6 +27,7 @@ import pandas as pd
 
 from amcf.io import write_text
 from compendium.plan import AnalysisPlan
+from compendium.report.bootstrap import choose_interval, planned_interval, with_bootstrap
 from compendium.report.latex import escape_latex, fmt_num, fmt_p, fmt_signed_pct
 from compendium.report.stats import (
     BEST_SINGLE,
@@ -35,6 +36,7 @@ from compendium.report.stats import (
     POOLED,
     comparison_table,
     decisive_pairs,
+    equivalence,
 )
 
 # the ablations that run on the first few seeds only (the plan's exploratory families)
@@ -119,11 +121,14 @@ def _check_targets(frame: pd.DataFrame, plan: AnalysisPlan) -> None:
                          "no results; run their stages (dvc repro) before the report")
 
 
-def claim_comparisons(frame: pd.DataFrame, plan: AnalysisPlan,
-                      column: str = "test_acc") -> pd.DataFrame:
+def claim_comparisons(frame: pd.DataFrame, plan: AnalysisPlan, column: str = "test_acc",
+                      results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """The plan's comparisons that have results, in one table with a ``group`` column (the
     pair's role in the plan): Holm over the per-target rows of the primary and secondary pairs,
-    the rest descriptive (:func:`compendium.report.stats.comparison_table`)."""
+    the rest descriptive (:func:`compendium.report.stats.comparison_table`). With
+    ``results_dir`` each row also gets its paired bootstrap interval over seeds and test images
+    (:func:`compendium.report.bootstrap.with_bootstrap`); ``interval`` names the one the plan's
+    claims and ``equivalence`` use (t where a row has no bootstrap interval)."""
     _check_targets(frame, plan)
     planned = decisive_pairs(frame, plan.primary_pairs + plan.secondary_pairs)
     pairs = [*planned, *exploratory_pairs(frame, plan)]
@@ -132,6 +137,10 @@ def claim_comparisons(frame: pd.DataFrame, plan: AnalysisPlan,
                          "plan's pairs; run the amcf, baselines and ablations stages")
     table = comparison_table(frame, pairs, column, plan.alpha, plan.confidence,
                              adjusted=planned, margin=plan.equivalence_margin)
+    table = with_bootstrap(table, frame, results_dir, plan.confidence, column)
+    table["interval"] = choose_interval(table, plan.interval)
+    table["equivalence"] = [equivalence(*planned_interval(r), plan.equivalence_margin)
+                            for _, r in table.iterrows()]
     table["group"] = [plan.role(pair) for pair in
                       zip(table["method_a"], table["method_b"], strict=True)]
     return table
@@ -169,9 +178,10 @@ def _points(value: float) -> str:
 def _numbers(row: pd.Series) -> str:
     """'-1.5 points, interval -1.9 to -1.0, Holm-adjusted $p = 0.002$' (what the row has)."""
     parts = [_points(row["mean_diff"])]
-    if math.isfinite(row["ci_low"]):
-        parts.append(f"interval {fmt_signed_pct(row['ci_low'])} to "
-                     f"{fmt_signed_pct(row['ci_high'])}")
+    low, high = planned_interval(row)
+    if math.isfinite(low):
+        kind = "bootstrap interval" if row.get("interval") == "bootstrap" else "interval"
+        parts.append(f"{kind} {fmt_signed_pct(low)} to {fmt_signed_pct(high)}")
     if row["verdict"] != DESCRIPTIVE:
         p = row["p_holm"]
         parts.append("no $p$-value (too few seeds, or the same difference on every seed)"
@@ -185,11 +195,13 @@ def excluded_text(row: pd.Series, short_a: str, margin: float) -> str:
     """What the interval of a difference without a verdict rules out, against the margin:
     'an advantage of AMCF, if any, is below +0.3 points and a deficit below 0.8; not shown
     equivalent within $\\pm$1 point'."""
-    low, high = float(row["ci_low"]), float(row["ci_high"])
+    low, high = planned_interval(row)
     if not (math.isfinite(low) and math.isfinite(high)):
         return "its size is not bounded (no interval)"
     if low == high:
-        bound = "the difference is the same on every seed"
+        bound = ("the two are right on the same test images on every seed"
+                 if row.get("interval") == "bootstrap" else
+                 "the difference is the same on every seed")
     elif low >= 0:
         bound = (f"a deficit of {short_a} is excluded and an advantage, if any, is below "
                  f"{_points(high)}")
@@ -397,6 +409,12 @@ def numerics_claim(frame: pd.DataFrame) -> dict[str, str]:
     return {"ClaimNumerics": text}
 
 
+_INTERVAL_WORDS = {
+    "bootstrap": "intervals from a paired bootstrap over seeds and test images (t intervals "
+                 "over seeds where a run kept no test predictions)",
+    "t": "t intervals over seeds"}
+
+
 def plan_claim(comparisons: pd.DataFrame, plan: AnalysisPlan,
                labels: Mapping[str, str]) -> dict[str, str]:
     """The plan in one sentence (``ClaimPlan``) and the size of its Holm family as run
@@ -412,7 +430,7 @@ def plan_claim(comparisons: pd.DataFrame, plan: AnalysisPlan,
             f"{len(plan.secondary_pairs)} secondary ones, Holm's correction at "
             f"$\\alpha = {plan.alpha:g}$ over their per-target rows, pooled rows and the "
             f"ablations run on fewer seeds as descriptive, {100 * plan.confidence:g}\\% "
-            "intervals, and an equivalence margin of "
+            f"{_INTERVAL_WORDS[plan.interval]}, and an equivalence margin of "
             f"$\\pm${_margin_text(plan.equivalence_margin)}.")
     family = (f"the {len(tested)} per-target rows of the {pairs} planned comparisons that ran; "
               f"{len(comparisons) - len(tested)} pooled or exploratory rows are descriptive")
@@ -452,9 +470,9 @@ def write_claims(path: str | os.PathLike, frame: pd.DataFrame, comparisons: pd.D
 def comparisons_table_latex(comparisons: pd.DataFrame, labels: Mapping[str, str]) -> str:
     """A booktabs tabular of the comparisons: differences and intervals in points, the verdict
     of the tested rows and each interval against the equivalence margin."""
-    header = ["Group", "Comparison", "Scope", "$n$", "$\\Delta$ (pp)", "CI (pp)", "$p$",
-              "$p_{\\mathrm{Holm}}$", "Verdict", "Equivalence"]
-    lines = ["\\begin{tabular}{lllrrlrrll}", "\\toprule", " & ".join(header) + r" \\",
+    header = ["Group", "Comparison", "Scope", "$n$", "$\\Delta$ (pp)", "$t$ CI (pp)",
+              "Bootstrap CI (pp)", "$p$", "$p_{\\mathrm{Holm}}$", "Verdict", "Equivalence"]
+    lines = ["\\begin{tabular}{lllrrllrrll}", "\\toprule", " & ".join(header) + r" \\",
              "\\midrule"]
     previous = None
     for r in comparisons.to_dict("records"):
@@ -464,11 +482,14 @@ def comparisons_table_latex(comparisons: pd.DataFrame, labels: Mapping[str, str]
         previous = pair
         interval = (f"{fmt_signed_pct(r['ci_low'])} to {fmt_signed_pct(r['ci_high'])}"
                     if math.isfinite(r["ci_low"]) else "--")
+        low, high = r.get("boot_low", math.nan), r.get("boot_high", math.nan)
+        boot = (f"{fmt_signed_pct(low)} to {fmt_signed_pct(high)}" if math.isfinite(low)
+                else "--")
         scope = r["scope"] if r["scope"] == POOLED else _tt(r["scope"])
         lines.append(" & ".join([
             escape_latex(r["group"]),
             f"{_label(labels, r['method_a'])} vs {_label(labels, r['method_b'])}", scope,
-            str(r["n"]), fmt_signed_pct(r["mean_diff"]), interval, fmt_p(r["p"]),
+            str(r["n"]), fmt_signed_pct(r["mean_diff"]), interval, boot, fmt_p(r["p"]),
             fmt_p(r["p_holm"]), r["verdict"], r["equivalence"] or "--"]) + r" \\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)

@@ -215,7 +215,7 @@ def write_paper_inputs(
     written["results-tables"] = write_text(gen / "results-tables.tex", results_tables_tex(targets))
     written["table:schemes"] = write_text(gen / "tables" / "schemes.tex",
                                           schemes_table_latex(results_dir, targets))
-    comparisons = claim_comparisons(frame, plan)
+    comparisons = claim_comparisons(frame, plan, results_dir=results_dir)
     written["table:comparisons.csv"] = write_text(gen / "tables" / "comparisons.csv",
                                                   comparisons.to_csv(index=False))
     written["table:comparisons"] = write_text(
