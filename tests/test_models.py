@@ -320,3 +320,13 @@ def test_num_classes_must_be_positive():
 def test_hub_weights_for_an_arch_without_any_say_so():
     with pytest.raises(HubWeightsUnavailable, match="no pretrained weights for 'amcf_resnet_tiny'"):
         build_model(SourceSpec(name="t", arch="amcf_resnet_tiny"), 3)
+
+
+def test_a_checkpoint_depends_on_the_weights_not_their_memory_layout(tmp_path, trained_tiny):
+    # the trainer makes weights channels-last; a run restored from its cache has them
+    # contiguous: the source checkpoint (a DVC output) must be the same file either way
+    plain = save_checkpoint(trained_tiny, tmp_path / "plain.pt", arch="amcf_resnet_tiny")
+    trained_tiny.to(memory_format=torch.channels_last)
+    assert not trained_tiny.layer1[0].conv1.weight.is_contiguous()
+    nhwc = save_checkpoint(trained_tiny, tmp_path / "nhwc.pt", arch="amcf_resnet_tiny")
+    assert plain.read_bytes() == nhwc.read_bytes()

@@ -48,6 +48,16 @@ def _first_conv_in_chans(model: nn.Module) -> int | None:
     return None
 
 
+def _row_major(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` with plain row-major strides. The trainer may have made the weights
+    channels-last and a model restored from a cached run has them row-major: one layout on disk
+    makes the file's bytes depend on the values only. (``contiguous()`` is not enough: a weight
+    with one input channel counts as contiguous in either layout and keeps its strides.)"""
+    if tensor.stride() == torch.empty(tensor.shape, device="meta").stride():
+        return tensor
+    return tensor.clone(memory_format=torch.contiguous_format)
+
+
 def save_checkpoint(
     model: nn.Module,
     path: str | os.PathLike,
@@ -70,7 +80,7 @@ def save_checkpoint(
     payload = {
         "format": CHECKPOINT_FORMAT,
         "arch": arch,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: _row_major(v.detach().cpu()) for k, v in model.state_dict().items()},
         "num_classes": num_classes,
         "in_chans": in_chans if in_chans is not None else _first_conv_in_chans(model),
         "classes": list(classes) if classes is not None else None,
