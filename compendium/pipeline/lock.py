@@ -38,6 +38,11 @@ def _locked_stages(root: Path) -> set[str]:
     return set((yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}))
 
 
+def _defined_stages(repo) -> list[str]:
+    """The stages dvc.yaml defines (names relative to the working directory; run stages only)."""
+    return [s.addressing for s in repo.index.stages if s.cmd]
+
+
 def _describe(kind: str, changes: dict[str, Any], tracked: set[str], root: Path) -> list[str]:
     problems = []
     for path, status in changes.items():
@@ -61,7 +66,7 @@ def stale_stages(root: str | os.PathLike = ".") -> dict[str, list[str]]:
     stale: dict[str, list[str]] = {}
     # stage names are relative to the working directory
     with contextlib.chdir(root), Repo(str(root)) as repo:
-        names = [s.addressing for s in repo.index.stages if s.cmd]
+        names = _defined_stages(repo)
         status = repo.status()
     for name in names:
         if name not in locked:
@@ -124,8 +129,8 @@ def orphan_entries(root: str | os.PathLike = ".") -> list[str]:
 
     root = Path(root).resolve()
     with contextlib.chdir(root), Repo(str(root)) as repo:
-        names = {s.addressing for s in repo.index.stages if s.cmd}
-    return sorted(_locked_stages(root) - names)
+        names = _defined_stages(repo)
+    return sorted(_locked_stages(root) - set(names))
 
 
 def prune_lock(root: str | os.PathLike = ".") -> list[str]:
