@@ -4,8 +4,9 @@ Every training the profile's stages start is listed (:func:`trainings`): the sea
 calls, AMCF's seeds, every baseline (the finetune and linear runs train the K sources at
 once; the single-source ones one model; ALS its own 60-call search; grids their extra points
 on the first seed) and every ablation, and the pretraining of each source. A training costs
-its epochs of training and evaluation images (validation every epoch; test every epoch for
-final runs, never for fitness calls), a fixed set-up and its resume checkpoints; with the
+its epochs of training and evaluation images (validation every epoch; for final runs test
+every epoch, or under ``test_eval: selected`` at most 2 + K passes of its K models; never for
+fitness calls), a fixed set-up and its resume checkpoints; with the
 rates ``benchmarks/gpu_check.py`` measures, :func:`campaign_hours` turns that into GPU-hours
 per target.
 
@@ -41,7 +42,7 @@ class Training:
     count: int
     models: int
     epochs: int
-    test: bool  # the test split is evaluated every epoch
+    test_passes: int  # passes over the test split of one training (each with all its models)
     checkpoints: int  # resume checkpoints each training writes
 
 
@@ -61,6 +62,12 @@ def _checkpoints(epochs: int, every: int, keep: bool) -> int:
     return (epochs - 1) // every + (1 if keep else 0)
 
 
+def test_passes(test_eval: str, epochs: int, models: int) -> int:
+    """Test passes of one final training: one per epoch, or with ``selected`` the last epoch,
+    the fused selection and each member's own (at most; never more than the epochs)."""
+    return min(epochs, 2 + models) if test_eval == "selected" else epochs
+
+
 def trainings(params: Any) -> list[Training]:
     """Every training one target's stages start under ``params`` (a compendium Params)."""
     from compendium.methods.entry import by_run, option_grid, seeds_of
@@ -75,6 +82,8 @@ def trainings(params: Any) -> list[Training]:
     pso = params.search.pso
     calls = pso.particles * (pso.iterations + 1)
     fitness = params.search.fitness.epochs
+    test_eval = {"amcf": final.test_eval, "baselines": params.baselines.test_eval,
+                 "ablations": params.ablations.test_eval}
 
     def seeds(result_id: str, section: Any, entries: Any) -> int:
         return len(seeds_of(result_id, all_seeds, section.few_seeds, entries))
@@ -86,17 +95,18 @@ def trainings(params: Any) -> list[Training]:
         return seeds(result_id, params.ablations, ABLATIONS)
 
     def final_run(stage: str, what: str, count: int, models: int) -> Training:
-        return Training(stage, what, count, models, epochs, True, ckpts)
+        return Training(stage, what, count, models, epochs,
+                        test_passes(test_eval[stage], epochs, models), ckpts)
 
     runs = [Training("search", "fitness calls (AMLS)", len(params.search.search_seeds) * calls,
-                     k, fitness, False, 0),
+                     k, fitness, 0, 0),
             final_run("amcf", "AMCF (and amcf-select)", len(all_seeds), k)]
     single = {m.run for m in SINGLE_SOURCE}
     for method in params.baselines.methods:
         if method in ("finetune", "linear"):  # the K sources in one run
             runs.append(final_run("baselines", method, base(f"{method}-x"), k))
         elif method == "als":  # a search of its own (K = 1, AMLS's budget), then its seeds
-            runs.append(Training("baselines", "als search", calls, 1, fitness, False, 0))
+            runs.append(Training("baselines", "als search", calls, 1, fitness, 0, 0))
             runs.append(final_run("baselines", "als", base("als"), 1))
         elif method in single:
             points = len(option_grid(by_run(SINGLE_SOURCE, method),
@@ -121,7 +131,8 @@ def trainings(params: Any) -> list[Training]:
 
 def pretrainings(params: Any) -> list[tuple[str, Training]]:
     """(dataset, training) of each source the profile pretrains (its checkpoint kept)."""
-    return [(entry.dataset, Training("pretrain", name, 1, 1, entry.train.epochs, True,
+    return [(entry.dataset, Training("pretrain", name, 1, 1, entry.train.epochs,
+                                     test_passes(entry.train.test_eval, entry.train.epochs, 1),
                                      _checkpoints(entry.train.epochs,
                                                   entry.train.checkpoint_every, keep=True)))
             for name, entry in params.pretrain.items()]
@@ -132,9 +143,9 @@ def training_seconds(run: Training, sizes: Mapping[str, int], rates: Mapping[str
     """GPU seconds of all ``run.count`` trainings with ``rates``: ``train`` and ``eval``
     (model-images/s: a pair's images/s count twice), ``setup_s`` (a training's fixed cost)
     and ``checkpoint_s`` (one checkpoint of one model)."""
-    evaluated = sizes["val"] + (sizes["test"] if run.test else 0)
-    per_epoch = run.models * (sizes["train"] / rates["train"] + evaluated / rates["eval"])
-    one = (run.epochs * per_epoch + rates["setup_s"]
+    per_epoch = run.models * (sizes["train"] / rates["train"] + sizes["val"] / rates["eval"])
+    tests = run.test_passes * run.models * sizes["test"] / rates["eval"]
+    one = (run.epochs * per_epoch + tests + rates["setup_s"]
            + run.checkpoints * run.models * rates["checkpoint_s"])
     return run.count * one
 

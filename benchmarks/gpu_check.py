@@ -313,9 +313,12 @@ def render(report: dict[str, Any]) -> str:
               f"{c['total_two_per_gpu'] / 24 / 8:.1f} on eight).", "",
               "Counted per target (`benchmarks/campaign.py`, from profiles/paper.yaml): "
               + "; ".join(f"{r['stage']} {r['what']}: {r['count']} x {r['models']} model(s) x "
-                          f"{r['epochs']} epochs" for r in c["trainings_per_target"])
-              + ". Each training evaluates validation every epoch and, except the fitness "
-              "calls, the test split too, and writes a resume checkpoint every "
+                          f"{r['epochs']} epochs, {r['test_passes']} test passes"
+                          for r in c["trainings_per_target"])
+              + ". Each training evaluates validation every epoch and the test split as "
+              "often as its stage's `test_eval` asks (every epoch for AMCF, whose "
+              "best-over-epochs column needs it; at most 2 + K passes for the others; never "
+              "for fitness calls), and writes a resume checkpoint every "
               "`checkpoint_every` epochs. Upper bounds: frozen layers (fitness calls, linear "
               "probes) are charged as full training, and the search's memo is ignored.", ""]
     return "\n".join(lines)

@@ -124,6 +124,11 @@ def _checked_options(family: str, entries: tuple[Method, ...], known: tuple[str,
     return options
 
 
+# when the runs of a stage read the test split: every epoch (the best-over-epochs column), or
+# only the epochs selection reports (amcf.train.selectable: the same test accuracies, faster)
+TestEval = Literal["every", "improved", "selected"]
+
+
 class BaselinesSection(_Strict):
     # the methods outside the decisive comparisons (compendium.methods.DECISIVE) run on the first
     # few_seeds seeds only (None: all)
@@ -131,6 +136,7 @@ class BaselinesSection(_Strict):
     methods: list[Literal[BASELINE_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
     # per run id; a list is a grid searched on validation, e.g. l2sp: {alpha: [0.001, 0.1]}
     options: dict[str, dict[str, Any]] = {}
+    test_eval: TestEval = "every"
 
     @field_validator("options")
     @classmethod
@@ -143,6 +149,7 @@ class AblationsSection(_Strict):
     methods: list[Literal[ABLATION_RUNS]] = Field(min_length=1)  # type: ignore[valid-type]
     lams: list[float] = []
     options: dict[str, dict[str, Any]] = {}
+    test_eval: TestEval = "every"  # as baselines.test_eval
 
     @field_validator("options")
     @classmethod

@@ -57,7 +57,9 @@ def group_summary(frame: pd.DataFrame) -> dict[str, dict]:
         acc = mean_std(runs["test_acc"])
         summary[method] = {"test_acc": acc.mean, "seeds": acc.n,
                            "test_acc_std": acc.std if acc.n > 1 else None,
-                           "best_test_acc": float(runs["best_test_acc"].mean()),
+                           # None where a run read the test split at selected epochs only
+                           "best_test_acc": (float(runs["best_test_acc"].mean())
+                                             if runs["best_test_acc"].notna().all() else None),
                            "model_epochs": float(runs["model_epochs"].mean())}
     return summary
 

@@ -380,3 +380,20 @@ def test_results_compare_equal_apart_from_timings(tmp_path):
         "results/x/extra.json: only in " + str(tmp_path / "b"),
         "results/x/history.csv: differs",
     ]
+
+
+def test_asking_whether_ray_is_attached_does_not_import_it(monkeypatch):
+    # a stage that never called ray.init runs locally; importing Ray to learn that cost every
+    # training stage and worker about 3.5 s
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code = ("import sys; from compendium.pipeline import fanout; "
+            "print(fanout.attached(), 'ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={k: v for k, v in os.environ.items()
+                                          if k != "RAY_ADDRESS"}).stdout.split()
+    assert out == ["False", "False"]
+
+
+def test_an_initialised_ray_in_this_process_counts_as_attached(monkeypatch, local_ray):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert fanout.attached()

@@ -61,11 +61,15 @@ def test_tiny_cpu_run_measures_every_part_and_projects_the_campaign(tmp_path):
 def test_the_paper_profiles_trainings_are_counted():
     runs = {(r.stage, r.what): r for r in trainings(load_params(ROOT / "profiles/paper.yaml"))}
     search = runs["search", "fitness calls (AMLS)"]
-    assert (search.count, search.models, search.epochs, search.test) == (60, 2, 5, False)
+    assert (search.count, search.models, search.epochs, search.test_passes) == (60, 2, 5, 0)
     assert search.checkpoints == 0  # fitness calls write none
     amcf = runs["amcf", "AMCF (and amcf-select)"]
     # three seeds of 110 epochs; a checkpoint every 10 epochs but the last (not kept)
     assert (amcf.count, amcf.models, amcf.epochs, amcf.checkpoints) == (3, 2, 110, 10)
+    assert amcf.test_passes == 110  # every epoch: the best-over-epochs column
+    # test_eval: selected, the last epoch, the fused selection and each member's
+    assert runs["baselines", "finetune"].test_passes == 2 + 2
+    assert runs["ablations", "amcf-k1"].test_passes == 2 + 1
     assert runs["baselines", "finetune"].models == 2  # the K sources in one run
     assert runs["baselines", "l2sp"].count == 3 + 1  # its 2-point grid: one extra run
     assert runs["baselines", "als search"].count == 60
@@ -74,12 +78,16 @@ def test_the_paper_profiles_trainings_are_counted():
 
 
 def test_the_arithmetic_of_gpu_hours():
-    run = Training("amcf", "x", count=2, models=2, epochs=3, test=True, checkpoints=1)
+    run = Training("amcf", "x", count=2, models=2, epochs=3, test_passes=3, checkpoints=1)
     sizes = {"train": 100, "val": 10, "test": 20}
     rates = {"train": 50.0, "eval": 100.0, "setup_s": 1.0, "checkpoint_s": 0.5}
     # per epoch 2 models x (100/50 + 30/100) s; 3 epochs, the set-up, one checkpoint of two
     assert training_seconds(run, sizes, rates) == pytest.approx(2 * (3 * 4.6 + 1 + 1.0))
-    fitness = Training("search", "y", count=1, models=1, epochs=1, test=False, checkpoints=0)
+    # two test passes instead of three: one pass of 2 models x 20 images less
+    fewer = Training("amcf", "x", count=2, models=2, epochs=3, test_passes=2, checkpoints=1)
+    assert training_seconds(run, sizes, rates) - training_seconds(fewer, sizes, rates) == (
+        pytest.approx(2 * 2 * 20 / 100))
+    fitness = Training("search", "y", count=1, models=1, epochs=1, test_passes=0, checkpoints=0)
     assert training_seconds(fitness, sizes, rates) == pytest.approx(100 / 50 + 10 / 100 + 1)
 
     params = load_params(ROOT / "profiles/paper.yaml")

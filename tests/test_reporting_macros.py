@@ -83,6 +83,21 @@ def test_result_macros_equal_the_table_numbers(frame):
         frame.method == amcf.reference, "label"].iloc[0].replace("_", r"\_")
 
 
+def test_runs_without_a_best_over_epochs_are_left_out_of_the_inflation(frame):
+    # test_eval "selected": such runs report no best_test_acc
+    selected = frame.method != "amcf"
+    partial = frame.assign(best_test_acc=frame.best_test_acc.where(~selected))
+    macros = result_macros(partial)
+    amcf = frame[~selected]
+    assert macros["InflationRuns"] == str(len(amcf)) and len(amcf) < len(frame)
+    assert macros["InflationMethods"] == r"\texttt{amcf}"
+    assert macros["MeanInflation"] == f"{100 * (amcf.best_test_acc - amcf.test_acc).mean():.1f}"
+    table = results_table(partial, "omniglot-small").set_index("method")
+    assert pd.isna(table.loc["ensemble", "best_test_mean"])
+    assert table.loc["amcf", "best_test_mean"] == pytest.approx(
+        amcf[amcf.target == "omniglot-small"].best_test_acc.mean())
+
+
 def test_result_macros_detect_targets_that_differ_only_in_punctuation(frame):
     clash = pd.concat([frame, frame.assign(target=frame.target.str.replace("-", "_"))])
     with pytest.raises(ValueError, match="already defined"):

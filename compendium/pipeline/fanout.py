@@ -34,6 +34,7 @@ import atexit
 import functools
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
@@ -50,11 +51,10 @@ def attached() -> bool:
     """Whether a Ray cluster is attached (``ray.init`` done, or ``RAY_ADDRESS`` set)."""
     if os.environ.get("RAY_ADDRESS"):
         return True
-    try:
-        import ray
-    except ImportError:
-        return False
-    return ray.is_initialized()
+    # a process that never imported Ray cannot have called ray.init; importing it only to ask
+    # would cost every stage and worker about 3.5 s
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
 
 def _ray():
@@ -230,14 +230,46 @@ def _init_worker() -> None:
     freeze_at_exit()  # the stage waits for its workers to end
 
 
-@functools.cache
+_POOLS: dict[int, ProcessPoolExecutor] = {}  # the local pool of this process, by size
+
+
 def _local_pool(workers: int) -> ProcessPoolExecutor:
-    # spawn, not fork: a forked child would inherit the parent's OpenMP and torch thread
-    # state; a spawned one starts clean and inherits the policy's variables from os.environ
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker)
-    atexit.register(pool.shutdown, cancel_futures=True)
-    return pool
+    if workers not in _POOLS:
+        # spawn, not fork: a forked child would inherit the parent's OpenMP and torch thread
+        # state; a spawned one starts clean and inherits the policy's variables from os.environ
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker)
+        atexit.register(pool.shutdown, cancel_futures=True)
+        _POOLS[workers] = pool
+    return _POOLS[workers]
+
+
+def end_local_workers() -> None:
+    """End the local worker processes now, and the resource tracker that the spawn start
+    method runs beside them (later calls start new ones).
+
+    A Jupyter kernel ends its child processes before it exits, SIGTERM first; the tracker
+    ignores SIGTERM, so every stage that had used workers waited for the kernel manager's
+    2.5 s time-out at its end."""
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown(wait=True)
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # CPython 3.8+
+    if stop is not None:
+        stop()  # the tracker sees its pipe close, cleans up and exits
+
+
+def ends_local_workers(stage: Callable[..., Any]) -> Callable[..., Any]:
+    """A stage function whose local workers end when it returns or raises."""
+    @functools.wraps(stage)
+    def run_stage(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return stage(*args, **kwargs)
+        finally:
+            end_local_workers()
+
+    return run_stage
 
 
 def local_executor() -> Executor | None:

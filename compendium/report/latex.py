@@ -39,7 +39,10 @@ def fmt_pct(value: float | None, digits: int = 1) -> str:
 
 
 def fmt_pm(mean: float, std: float, digits: int = 1) -> str:
-    """'mean $\\pm$ std' in percent; the spread is a dash when one seed gives none."""
+    """'mean $\\pm$ std' in percent; the spread is a dash when one seed gives none, the whole
+    cell one when there is no mean."""
+    if _missing(mean):
+        return DASH
     return f"{fmt_pct(mean, digits)} $\\pm$ {fmt_pct(std, digits)}"
 
 

@@ -157,7 +157,9 @@ def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
                 amcf_sig += bool(r.delta > 0 and r.p_value < SIGNIFICANCE)
     amcf = frame[frame["method"] == "amcf"]
     targets = sorted(frame["target"].unique())
+    # NaN for runs that read the test split at the selected epochs only (test_eval: selected)
     inflation = frame["best_test_acc"] - frame["test_acc"]
+    every_epoch = frame[inflation.notna()]
     seeds = frame.groupby(["target", "method"])["seed"].nunique()
     aggregates = dict(
         NumTargets=str(frame["target"].nunique()),
@@ -175,6 +177,9 @@ def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
         AmcfMeanDelta=fmt_signed_pct(sum(amcf_deltas) / len(amcf_deltas)) if amcf_deltas else "--",
         AmcfMeanInflation=fmt_pct((amcf["best_test_acc"] - amcf["test_acc"]).mean())
         if len(amcf) else "--",
+        InflationRuns=str(len(every_epoch)),
+        InflationMethods=", ".join(f"\\texttt{{{escape_latex(m)}}}"
+                                   for m in sorted(set(every_epoch["method"]))) or "none",
         MeanInflation=fmt_pct(inflation.mean()),
         MaxInflation=fmt_pct(inflation.max()),
         Devices=escape_latex(", ".join(sorted(set(frame["device"].astype(str))))),

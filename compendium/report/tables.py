@@ -30,7 +30,7 @@ from compendium.report.latex import (
     fmt_pm,
     fmt_signed_pct,
 )
-from compendium.report.stats import best_single_source, mean_std, paired_comparison
+from compendium.report.stats import MeanStd, best_single_source, mean_std, paired_comparison
 
 RESULT_COLUMNS = (
     "method", "label", "family", "n", "test_mean", "test_std", "best_test_mean", "best_test_std",
@@ -65,7 +65,10 @@ def _method_row(frame: pd.DataFrame, rows: pd.DataFrame, method: str,
     with ``reference`` on the seeds both have in ``frame``."""
     runs = rows[rows["method"] == method]
     target = runs["target"].iloc[0]
-    test, best = mean_std(runs["test_acc"]), mean_std(runs["best_test_acc"])
+    test = mean_std(runs["test_acc"])
+    # runs that read the test split at the selected epochs only have no best-over-epochs
+    best = (mean_std(runs["best_test_acc"]) if runs["best_test_acc"].notna().all()
+            else MeanStd(float("nan"), float("nan"), 0))
     row = {
         "method": method,
         "label": runs["label"].iloc[0],

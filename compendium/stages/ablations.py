@@ -21,7 +21,7 @@ from compendium import results
 from compendium.data.prepared import load_splits
 from compendium.methods.ablations.amcf_dml import DeepMutualLearning
 from compendium.methods.entry import Method, discover, runs, seeds_of
-from compendium.pipeline.fanout import attached, run_all
+from compendium.pipeline.fanout import attached, ends_local_workers, run_all
 from compendium.stages.choice import (
     SELECTION_SEEDS,
     best_on_validation,
@@ -140,20 +140,24 @@ def run_ablations(setting: Setting, seeds: Sequence[int], lams: Sequence[float],
     run_all(calls)
 
 
+@ends_local_workers
 def ablations_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
                     few_seeds: int | None, sources: Mapping[str, Mapping[str, Any]],
                     lam: float, freeze_bn_stats: bool, train: Mapping[str, Any],
                     lams: Sequence[float], options: Mapping[str, Any],
                     searches: str | os.PathLike, prepared_dir: str | os.PathLike,
-                    results_dir: str | os.PathLike, work_dir: str | os.PathLike) -> None:
+                    results_dir: str | os.PathLike, work_dir: str | os.PathLike,
+                    test_eval: str = "every") -> None:
     """The whole ``ablations@<target>`` stage: every ablation, then the stage's summary
-    (``<target>/ablations-summary.json``) and its accuracies figure."""
+    (``<target>/ablations-summary.json``) and its accuracies figure. ``test_eval`` is the
+    runs' (amcf.train.config.TrainConfig)."""
     check_device(f"ablations@{target}", train, elsewhere=attached())
     splits = load_splits(target, prepared_dir)
     schemes = results.schemes_of(searches)
     setting = Setting(
         splits=splits, sources=[SourceSpec(name=n, **s) for n, s in sources.items()],
-        scheme=schemes[0], schemes=schemes, train=TrainConfig(progress=False, **train),
+        scheme=schemes[0], schemes=schemes,
+        train=TrainConfig(**{"progress": False, **train, "test_eval": test_eval}),
         lam=lam, freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,
         work_dir=work_dir, options=dict(options), group="ablations")
     run_ablations(setting, seeds, lams, methods, few_seeds=few_seeds)

@@ -20,7 +20,7 @@ from amcf.train.fit import TrainResult, fit
 from amcf.train.records import write_predictions
 from compendium import results
 from compendium.data.prepared import load_splits
-from compendium.pipeline.fanout import attached, run_all
+from compendium.pipeline.fanout import attached, ends_local_workers, run_all
 from compendium.stages.runs import Setting, check_device, publish, seeded, work_dir
 from compendium.summaries import write_group_summary
 
@@ -85,6 +85,7 @@ def _publish_selection(setting: Setting, seed: int, result: TrainResult,
                                  shared_by=2)
 
 
+@ends_local_workers
 def amcf_stage(target: str, seeds: Sequence[int], sources: Mapping[str, Mapping[str, Any]],
                lam: float, freeze_bn_stats: bool, train: Mapping[str, Any],
                scheme: Sequence[int] | None, searches: str | os.PathLike,

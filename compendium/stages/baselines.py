@@ -31,7 +31,7 @@ from compendium.methods.baselines.als import als_search
 from compendium.methods.baselines.finetune import finetune
 from compendium.methods.baselines.linear import linear_probe
 from compendium.methods.entry import Method, by_run, discover, option_grid, runs, seeds_of
-from compendium.pipeline.fanout import attached, run_all
+from compendium.pipeline.fanout import attached, ends_local_workers, run_all
 from compendium.seedstats import best_single_source as best_on_val
 from compendium.stages.choice import (
     SELECTION_SEEDS,
@@ -262,7 +262,12 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
     # a grid's candidates train on the first seed (SELECTION_SEEDS), every method's alike
     chosen = select_options(setting, on, list(seeds)[:SELECTION_SEEDS])
     linear = by_run(BASELINES, "linear")
+    # ALS first: its own search makes it the longest call, which, started last, would train
+    # alone at the end while the other workers wait
     calls = []
+    if "als" in methods:
+        calls.append(partial(run_als, setting, seeds_of("als", seeds, few_seeds, BASELINES),
+                             best, search, fitness))
     for seed in seeds:
         if "linear" in methods and seed in seeds_of(linear.id, seeds, few_seeds, BASELINES):
             calls.append(partial(run_linear, setting, seed))
@@ -270,29 +275,30 @@ def run_baselines(setting: Setting, seeds: Sequence[int], search: dict[str, Any]
             if seed in seeds_of(entry.id, seeds, few_seeds, BASELINES):
                 calls.append(partial(run_single, setting, seed, entry.run, on[entry.run],
                                      chosen[entry.run]))
-    if "als" in methods:
-        calls.append(partial(run_als, setting, seeds_of("als", seeds, few_seeds, BASELINES),
-                             best, search, fitness))
     run_all(calls)
     return best.name
 
 
+@ends_local_workers
 def baselines_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
                     few_seeds: int | None, sources: Mapping[str, Mapping[str, Any]],
                     lam: float, freeze_bn_stats: bool, train: Mapping[str, Any],
                     options: Mapping[str, Any], pso: Mapping[str, Any],
                     search_seeds: Sequence[int], fitness: Mapping[str, Any],
                     searches: str | os.PathLike, prepared_dir: str | os.PathLike,
-                    results_dir: str | os.PathLike, work_dir: str | os.PathLike) -> str:
+                    results_dir: str | os.PathLike, work_dir: str | os.PathLike,
+                    test_eval: str = "every") -> str:
     """The whole ``baselines@<target>`` stage: every baseline, then the stage's summary
     (``<target>/baselines-summary.json``) and its accuracies figure. ALS's genetic search
-    gets the swarm's budget and the first search seed. Returns the best single source."""
+    gets the swarm's budget and the first search seed. ``test_eval`` is the final runs'
+    (amcf.train.config.TrainConfig). Returns the best single source."""
     check_device(f"baselines@{target}", train, fitness, elsewhere=attached())
     splits = load_splits(target, prepared_dir)
     schemes = results.schemes_of(searches)
     setting = Setting(
         splits=splits, sources=[SourceSpec(name=n, **s) for n, s in sources.items()],
-        scheme=schemes[0], schemes=schemes, train=TrainConfig(progress=False, **train),
+        scheme=schemes[0], schemes=schemes,
+        train=TrainConfig(**{"progress": False, **train, "test_eval": test_eval}),
         lam=lam, freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,
         work_dir=work_dir, options=dict(options), group="baselines")
     best = run_baselines(setting, seeds, {**pso, "seed": search_seeds[0]},

@@ -24,7 +24,7 @@ from amcf.search.scores import check_score
 from amcf.train.config import FitnessConfig, TrainConfig
 from compendium import results, timings
 from compendium.data.prepared import load_splits
-from compendium.pipeline.fanout import attached, run_all
+from compendium.pipeline.fanout import attached, ends_local_workers, run_all
 from compendium.stages.runs import (
     check_device,
     data_fingerprint,
@@ -175,6 +175,7 @@ def compare_search_scores(splits: Splits, sources: Sequence[SourceSpec], pso: di
             "trainings": trained, "results": found}
 
 
+@ends_local_workers
 def search_stage(target: str, sources: Mapping[str, Mapping[str, Any]], lam: float,
                  freeze_bn_stats: bool, pso: dict[str, Any], fitness: Mapping[str, Any],
                  search_seeds: Sequence[int], compare_scores: Sequence[str],
