@@ -100,6 +100,7 @@ def test_a_stage_ends_its_local_workers_when_it_returns_or_raises(monkeypatch):
 
     import psutil
 
+    fanout.end_local_workers()  # a pool (and tracker) that an earlier test left running
     others = {p.pid for p in psutil.Process().children(recursive=True)}  # earlier tests'
 
     def children() -> set[int]:
