@@ -19,7 +19,7 @@ from amcf.io import read_json, write_json
 from amcf.objective import MCLoss, Objective
 from amcf.train import records, state
 from amcf.train.config import TrainConfig, resolve_device
-from amcf.train.evaluate import EpochEvaluation, accuracies, autocast_for, predict
+from amcf.train.evaluate import EpochEvaluation, accuracies, autocast_for
 from amcf.train.selectable import Selectable
 
 EVAL_BATCH_SIZE = 256
@@ -439,10 +439,9 @@ def _test_selected(models, splits, config, run: _Run, device) -> None:
     last epoch (amcf.train.selectable); their seconds count towards the last epoch's."""
     t0 = time.perf_counter()
 
-    def test_pass(some):
-        return predict(some, splits.test, batch_size=max(EVAL_BATCH_SIZE, config.batch_size),
-                       device=device, amp=config.amp, channels_last=config.channels_last,
-                       num_workers=config.workers())
+    def test_pass(some):  # the options of every epoch's passes, hence the same bits
+        return _epoch_evaluation(some, splits, config, device, keep_logits=False
+                                 ).predictions("test")
 
     run.best_predictions, run.test_labels, passes = run.selectable.evaluate(
         models, run.history, test_pass)
