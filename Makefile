@@ -16,7 +16,8 @@ PYTEST_WORKERS ?= 2
 PROFILE := $(shell sed -n 's/^profile: *//p' params.yaml)
 
 .PHONY: setup tex data inputs reproduce reproduce-clock test unit notebooks lint lab clean-scratch chaos \
-	cluster-check bench gpu-check timings paper-setup rehearsal numerics-check install-check
+	cluster-check bench gpu-check timings paper-setup rehearsal numerics-check install-check \
+	draws-check
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -107,6 +108,12 @@ install-check:
 CLUSTER_TARGET ?= digits
 cluster-check: setup
 	bash scripts/cluster-check $(CLUSTER_TARGET) 2
+
+# Issue 20: the primary comparison under a fresh, disjoint set of draws (sources pretrained
+# under other seeds, other searches, other training seeds), beside this checkout's; about six
+# minutes on 2 cores, in a scratch copy (build/draws-check); writes build/draws-check.json.
+draws-check: setup
+	$(BIN)/python -m scripts.draws_check --out build/draws-check.json
 
 # The numerical policy (docs/numerics.md) under another vendor's CPU: a tiny real pipeline
 # here and under qemu-user's emulated AMD EPYC must give the same bytes (about 5 minutes);

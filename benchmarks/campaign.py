@@ -130,8 +130,9 @@ def trainings(params: Any) -> list[Training]:
 
 
 def pretrainings(params: Any) -> list[tuple[str, Training]]:
-    """(dataset, training) of each source the profile pretrains (its checkpoint kept)."""
-    return [(entry.dataset, Training("pretrain", name, 1, 1, entry.train.epochs,
+    """(dataset, training) of each source the profile pretrains (its checkpoint kept), once
+    per draw."""
+    return [(entry.dataset, Training("pretrain", name, entry.draws, 1, entry.train.epochs,
                                      test_passes(entry.train.test_eval, entry.train.epochs, 1),
                                      _checkpoints(entry.train.epochs,
                                                   entry.train.checkpoint_every, keep=True)))

@@ -97,15 +97,16 @@ def embedded_setup(target: str = "digits", params: str | Path = "params.yaml",
     """The embedded default as params.yaml describes it, on one of its targets."""
     import json
 
-    from amcf.models import SourceSpec
     from compendium.data.prepared import load_splits
     from compendium.params import load_params
+    from compendium.stages.runs import source_draws
 
     p = load_params(params)
     if target not in p.targets:
         raise ValueError(f"--target {target!r} is not a target of {params} "
                          f"({', '.join(p.targets)})")
-    specs = [SourceSpec(name=n, **s.model_dump()) for n, s in p.amcf.sources.items()]
+    # the sources of the first draw (the one training seed 0 and the first search use)
+    specs = source_draws({n: s.model_dump() for n, s in p.amcf.sources.items()})[0]
     missing = [s.weights for s in specs if s.weights not in (None, "hub")
                and not Path(s.weights).is_file()]
     if missing or not (Path(prepared_dir) / target / "info.json").is_file():

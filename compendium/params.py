@@ -84,12 +84,32 @@ class PretrainEntry(_Strict):
     dataset: str
     arch: str
     init: str | None = None
+    # how many times the source is pretrained, draw d under seed train.seed + d, into
+    # build/sources/<name>/draw<d>.pt (amcf.sources.<name>.weights lists them)
+    draws: int = Field(1, ge=1)
     train: TrainConfig
+
+    def checkpoints(self, name: str) -> list[str]:
+        """The files ``pretrain@<name>`` writes, one per draw."""
+        return [f"build/sources/{name}/draw{d}.pt" for d in range(self.draws)]
 
 
 class SourceEntry(_Strict):
     arch: str
-    weights: str | None = "hub"
+    # one checkpoint ("hub": timm's weights; None: random) for every training seed, or a list
+    # of them, one per draw of the source's pretraining: training seed s uses draw s mod n
+    weights: str | None | list[str] = Field("hub", union_mode="left_to_right")
+
+    @field_validator("weights")
+    @classmethod
+    def _some_draws(cls, weights: str | None | list[str]) -> str | None | list[str]:
+        if isinstance(weights, list) and not weights:
+            raise ValueError("give at least one checkpoint (one per draw)")
+        return weights
+
+    def draws(self) -> list[str | None]:
+        """The weights of each draw (one entry when one file serves every draw)."""
+        return list(self.weights) if isinstance(self.weights, list) else [self.weights]
 
 
 class AmcfSection(_Strict):
@@ -208,10 +228,14 @@ class Params(_Strict):
             if name not in self.datasets:
                 raise ValueError(f"{where} uses dataset {name!r}, which is not under "
                                  "`datasets:`; add it there so prepare@ builds it")
-        built = {f"build/sources/{name}.pt" for name in self.pretrain}
+        built = {path for name, e in self.pretrain.items() for path in e.checkpoints(name)}
         for name, entry in self.amcf.sources.items():
-            _checked(f"amcf.sources.{name}", SourceSpec, name=name, **entry.model_dump())
-            _weights_file(f"amcf.sources.{name}.weights", entry.weights, built)
+            for d, weights in enumerate(entry.draws()):
+                where = (f"amcf.sources.{name}.weights" if len(entry.draws()) == 1
+                         else f"amcf.sources.{name}.weights[{d}]")
+                _checked(where, SourceSpec, name=name, arch=entry.arch, weights=weights)
+                _weights_file(where, weights, built)
+        self._check_draws()
         for name, entry in self.pretrain.items():
             _checked(f"pretrain.{name}", SourceSpec, name=name, arch=entry.arch,
                      weights=entry.init)
@@ -231,6 +255,23 @@ class Params(_Strict):
             raise ValueError(f"report.featured_target {self.report.featured_target!r} is not "
                              f"one of the targets {list(self.targets)}")
         return self
+
+    def _check_draws(self) -> None:
+        """Every source lists the same number of draws n (or one file for all), and n divides
+        the number of searches: training seed s uses search s mod S and draw s mod n, which
+        is the draw its search used (p mod n) only when n divides S."""
+        counts = {n: len(e.draws()) for n, e in self.amcf.sources.items() if len(e.draws()) > 1}
+        if len(set(counts.values())) > 1:
+            raise ValueError(f"amcf.sources: the sources list different numbers of draws "
+                             f"{counts}; list one checkpoint per draw for each of them (or one "
+                             "file that serves every draw)")
+        draws = max(counts.values(), default=1)
+        searches = len(self.search.search_seeds)
+        if searches % draws:
+            raise ValueError(f"amcf.sources list {draws} draws, which do not divide the "
+                             f"{searches} searches of search.search_seeds: search p uses draw "
+                             "p mod n and training seed s uses search s mod S and draw s mod n, "
+                             "so n must divide S; change the draws or the search seeds")
 
     @property
     def seeds(self) -> list[int]:

@@ -5,8 +5,9 @@ Layout under ``results/<profile>/`` (every file here is committed and holds no w
 time, so a rerun writes the same bytes)::
 
     data/<dataset>/splits.json, card.md             prepare@<dataset> (+ samples.{png,pdf})
-    sources/<name>/metrics.json, history.csv,       pretrain@<source> (+ curves.{png,pdf})
-                   layers.json
+    sources/<name>/layers.json, draws.json          pretrain@<source>
+    sources/<name>/draws/draw<d>/metrics.json,      one draw of it (+ curves.{png,pdf})
+                                 history.csv
     <target>/searches.json                          search@<target>: every search's row
     <target>/searches/seed<k>/search.json,          one search: its calls; its headline
                               search-summary.json
@@ -296,23 +297,41 @@ def read_group_summary(results_dir: str | os.PathLike, target: str,
 # ---- pretraining: a source model's metrics, history and layer table ------------------------
 
 def publish_source(out: str | os.PathLike, name: str, dataset: str, result: TrainResult,
-                   timings_dir: str | os.PathLike) -> dict[str, Any]:
-    """A pretrained source's ``history.csv`` and ``metrics.json``, and its timing record
-    (run ``sources/<name>``). Returns the metrics (without the run's identity)."""
+                   timings_dir: str | os.PathLike, draw: int = 0) -> dict[str, Any]:
+    """One draw of a pretrained source: its ``history.csv`` and ``metrics.json`` in ``out``
+    (:func:`source_draw_dir`), and its timing record (run ``sources/<name>/draws/draw<d>``).
+    Returns the metrics (without the run's identity)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_history(out / "history.csv", result.history, 1)
     metrics = {k: v for k, v in result.metrics.items() if k != "identity"}
-    write_json(out / "metrics.json", {"source": name, "dataset": dataset, **metrics,
-                                      "numerics": numerics.name()})
+    write_json(out / "metrics.json", {"source": name, "draw": draw, "dataset": dataset,
+                                      **metrics, "numerics": numerics.name()})
     if result.timing:
-        timings.write_record(timings_dir, f"sources/{name}", out / "metrics.json", result.timing)
+        timings.write_record(timings_dir, f"sources/{name}/draws/draw{draw}",
+                             out / "metrics.json", result.timing)
     return metrics
 
 
 def source_dir(results_dir: str | os.PathLike, source: str) -> Path:
     """Where ``pretrain@<source>`` publishes."""
     return Path(results_dir) / "sources" / source
+
+
+def source_draw_dir(source_dir: str | os.PathLike, draw: int) -> Path:
+    """Where draw ``draw`` of a source publishes, in its :func:`source_dir`."""
+    return Path(source_dir) / "draws" / f"draw{draw}"
+
+
+def write_source_draws(out: str | os.PathLike, source: str, dataset: str,
+                       draws: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> Path:
+    """``draws.json`` in a source's :func:`source_dir`: each draw's seed and accuracies (the
+    stage's DVC metric)."""
+    keep = ("selected_epoch", "val_acc", "test_acc", "final_test_acc")
+    return write_json(Path(out) / "draws.json", {
+        "source": source, "dataset": dataset,
+        "draws": [{"draw": d, "seed": seed, **{k: m.get(k) for k in keep}}
+                  for d, (m, seed) in enumerate(zip(draws, seeds, strict=True))]})
 
 
 def write_layers(out: str | os.PathLike, source: str, arch: str,

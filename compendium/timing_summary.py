@@ -6,9 +6,10 @@ Two files, two lifetimes:
 
 - the **record** (uncommitted): every published run writes
   ``build/timings/<run>.json``, where ``<run>`` is the run's directory relative to the results
-  root (``digits/amcf/seed0``, ``digits/baselines/l2sp/seed1``, ``sources/mnist``). It holds
-  the run's wall time, its per-epoch seconds, the machine, and the sha256 of the
-  ``metrics.json`` it belongs to. It is rewritten on every run, like any build output.
+  root (``digits/amcf/seed0``, ``digits/baselines/l2sp/seed1``,
+  ``sources/mnist/draws/draw0``). It holds the run's wall time, its per-epoch seconds, the
+  machine, and the sha256 of the ``metrics.json`` it belongs to. It is rewritten on every
+  run, like any build output.
 - the **summary** (committed): ``<results>/timings.csv``, written only by the deliberate
   ``amcf timings record`` (``make timings``). The report reads its wall times into the
   paper's cost columns; a run without a summary row shows a dash.

@@ -5,9 +5,9 @@ report import, so that changing them reruns no training stage).
 
 Every published run writes ``build/timings/<run>.json``, where ``<run>`` is the run's
 directory relative to the results root (``digits/amcf/seed0``, ``digits/baselines/l2sp/seed1``,
-``sources/mnist``; a search: ``<target>/search/seed<k>``). It holds the run's wall time, its
-per-epoch seconds, the machine, and the sha256 of the ``metrics.json`` (or ``search.json``) it
-belongs to. It is rewritten on every run, like any build output.
+``sources/mnist/draws/draw0``; a search: ``<target>/search/seed<k>``). It holds the run's
+wall time, its per-epoch seconds, the machine, and the sha256 of the ``metrics.json`` (or
+``search.json``) it belongs to. It is rewritten on every run, like any build output.
 """
 
 from __future__ import annotations

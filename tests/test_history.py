@@ -43,7 +43,8 @@ def test_every_number_is_the_one_its_commit_holds():
         comparisons = _git_show(design.numbers_from, "paper/generated/tables/comparisons.csv")
         if summary is None or comparisons is None:
             pytest.skip(f"commit {design.numbers_from} is not in this clone's history")
-        means = {r["method"]: r for r in _rows(summary)}
+        # a method's row over all its seeds, not the one restricted to the three-seed set
+        means = {r["method"]: r for r in _rows(summary) if r.get("restricted") != "True"}
         for target in design.targets:
             assert design.amcf[target] == float(means["amcf"][f"{target}:test_mean"])
             assert design.ensemble[target] == float(means["ensemble"][f"{target}:test_mean"])
@@ -55,7 +56,8 @@ def test_every_number_is_the_one_its_commit_holds():
             assert row.mean == float(pooled[other]["mean_diff"])
             assert (row.low, row.high) == (float(pooled[other]["ci_low"]),
                                            float(pooled[other]["ci_high"]))
-            assert row.p_holm == float(pooled[other]["p_holm"])
+            held = pooled[other]["p_holm"]
+            assert row.p_holm == (float(held) if held else None)  # empty: descriptive
             assert row.verdict == pooled[other]["verdict"]
 
 

@@ -95,6 +95,18 @@ def _broken(tmp_path, edit) -> Path:
      r"childtune-f has no setting \['q'\]; it accepts \['p'\]"),
     (lambda t: t["baselines"]["options"].update({"l2-sp": {"alpha": 0.1}}),
      r"'l2-sp' is no baseline run id"),
+    # source draws: as many per source, a divisor of the searches, each file built or present
+    (lambda t: t["amcf"]["sources"]["mnist"]["weights"].pop(),
+     r"amcf.sources: the sources list different numbers of draws .*'mnist': 4"),
+    (lambda t: t["search"].update({"search_seeds": [0, 1, 2]}),
+     r"5 draws, which do not divide the 3 searches"),
+    (lambda t: t["amcf"]["sources"]["twemoji"]["weights"].__setitem__(
+        4, "build/sources/twemoji/draw7.pt"),  # pretrain@twemoji builds draws 0-4 only
+     r"amcf.sources.twemoji.weights\[4\]: build/sources/twemoji/draw7.pt does not exist \(nor "
+     r"is it built by a pretrain@ stage\)"),
+    (lambda t: t["pretrain"]["mnist"].update({"draws": 0}), "pretrain.mnist.draws"),
+    (lambda t: t["amcf"]["sources"]["mnist"].update({"weights": []}),
+     r"empty list\(s\) at amcf.sources.mnist.weights"),
 ])
 def test_bad_values_are_named(tmp_path, edit, message):
     with pytest.raises((ParamsError, ValueError), match=message):

@@ -38,6 +38,11 @@ EMBEDDED = {
         "The layer search ran 5 times per target, each time with its own seed for the swarm "
         "and for its fitness runs, and training seed $s$ used the scheme of search $s \\bmod "
         "5$, so the spread over seeds includes the search's own variance."),
+    # added with issue 20 (the sources pretrained under several seeds)
+    "SetupSourceDraws": (
+        "Each source was pretrained 5 times, each time with its own seed, and training seed "
+        "$s$ used the sources of draw $s \\bmod 5$ (the search of the same draw), so the "
+        "spread over seeds includes which source models one happened to get."),
     "LimitationsScale": (
         "The embedded profile is small by design: tiny residual networks on low-resolution "
         "grey images, few-shot targets and short schedules, so that it runs on a laptop's CPU. "
@@ -49,6 +54,7 @@ EMBEDDED = {
         "three-shot digits target an epoch is a single step of SGD, so its short fitness runs "
         "barely move the models from their sources, and its validation split is larger than "
         "its training split, which a practitioner with so few labels might rather train on."),
+    "LimitationsPlateau": "",  # its frame has no epochs; see the plateau test below
 }
 
 
@@ -94,6 +100,9 @@ def test_the_paper_profile_describes_the_original_setting():
     assert "embedded" not in data and "digits" not in data
     assert macros["SetupSearches"].startswith("The layer search ran once per target")
     assert "leaves out the search's own variance" in macros["SetupSearches"]
+    assert macros["SetupSourceDraws"] == (
+        "Each source was pretrained once, so the spread over seeds leaves out which source "
+        "models one happened to get.")
     assert (r"architecture \texttt{resnet50.tv\_in1k} at 224 pixels"
             in macros["LimitationsScale"])
     assert "laptop" not in macros["LimitationsScale"]
@@ -156,3 +165,19 @@ def test_the_paper_profiles_report_builds_a_paper_with_its_own_sentences(tmp_pat
     log = (paper / "main.log").read_text(errors="replace")
     assert proc.returncode == 0, log[-3000:]
     assert "undefined" not in log.lower(), [ln for ln in log.splitlines() if "ndefined" in ln]
+
+
+def test_the_plateau_sentence_counts_runs_whose_selected_epoch_came_before_the_last():
+    from compendium.report.profile_text import plateau_sentence
+
+    rows = [("a", 3, 10), ("a", 10, 10), ("a", 9, 10), ("a", 10, 10),
+            ("b", 12, 12), ("b", 1, 12), ("b", 5, 12), ("b", 7, 12), ("b", 2, 12)]
+    frame = pd.DataFrame(rows, columns=["target", "selected_epoch", "epochs"])
+    text = plateau_sentence(frame)
+    assert text.startswith("The epoch selected on validation came before the last one in "
+                           "67\\% of the 9 runs (50\\% on \\texttt{a}, 80\\% on \\texttt{b})")
+    assert "below the 80\\%" in text and "still improving" in text
+    late = frame.assign(selected_epoch=[1, 2, 3, 4, 5, 6, 7, 8, 12])
+    assert plateau_sentence(late).endswith("89\\% of the 9 runs (100\\% on \\texttt{a}, "
+                                           "80\\% on \\texttt{b}), so most runs had reached "
+                                           "their plateau when training stopped.")

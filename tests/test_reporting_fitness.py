@@ -133,3 +133,42 @@ def test_the_counts_of_the_committed_claim_match_the_committed_searches():
         seeds = sorted(frame.loc[(frame.target == t) & (frame.method == "amcf"), "seed"])
         schemes = {tuple(ss[s % len(ss)]["best"]) for s in seeds}
         assert f"{len(schemes)} on \\texttt{{{t}}} from {len(seeds)} seeds" in claim
+
+
+def test_each_search_reports_how_many_fitness_values_its_calls_gave_and_their_spread():
+    from compendium.report.fitness import fitness_resolution
+
+    flat = [{"fitness": 0.27}] * 23 + [{"fitness": 0.28}]  # a digits search of issue 20
+    assert fitness_resolution(flat) == (2, pytest.approx(0.01))
+    assert fitness_resolution([{"fitness": 0.5}, {"fitness": 0.3}, {"fitness": 0.5},
+                               {"fitness": None}]) == (2, pytest.approx(0.2))
+    assert fitness_resolution([])[0] == 0 and math.isnan(fitness_resolution([])[1])
+    searches = _searches([0.3, 0.6], [1.0, 1.1], [True] * 2)
+    searches[0]["history"] = flat
+    searches[1]["history"] = [{"fitness": v} for v in (0.2, 0.4, 0.6, 0.6)]
+    row = target_fitness_row("t", searches, _runs([0.5, 0.6]))
+    assert row["distinct_fitness"] == [2, 3]
+    assert row["fitness_spread"] == pytest.approx([0.01, 0.4])
+    study = pd.DataFrame([row])
+    assert "2--3 distinct values 1.0--40.0 points apart on \\texttt{t}" in fitness_claim(study)
+    assert "t} & 2 & 2--3 & 1.0--40.0 &" in fitness_table_latex(study)
+
+
+def test_the_committed_claims_resolution_matches_the_committed_searches():
+    from compendium import results
+    from compendium.report.collect import collect
+
+    root = Path(__file__).resolve().parents[1] / "results" / "embedded"
+    frame = collect(root)
+    claim = fitness_claim(fitness_study(root, frame))
+    for t in sorted(frame["target"].unique()):
+        counts, spreads = [], []
+        for search in results.target_searches(root, t):
+            values = [h["fitness"] for h in search["history"]]
+            counts.append(len(set(values)))
+            spreads.append(100 * (max(values) - min(values)))
+        lo, hi = min(counts), max(counts)
+        values = str(lo) if lo == hi else f"{lo}--{hi}"
+        spread = (f"{min(spreads):.1f}" if f"{min(spreads):.1f}" == f"{max(spreads):.1f}"
+                  else f"{min(spreads):.1f}--{max(spreads):.1f}")
+        assert f"{values} distinct values {spread} points apart on \\texttt{{{t}}}" in claim

@@ -60,7 +60,7 @@ def test_the_rule_itself_follows_outputs_downstream():
         stale_after_edit("data/digits/x")
     assert "prepare@mnist" not in stale_after_edit("data/digits/x")
     # a stage's output reruns what reads it, not what it reads
-    stale = stale_after_edit("build/sources/mnist.pt")
+    stale = stale_after_edit("build/sources/mnist/draw0.pt")
     assert {"search@digits", "amcf@digits"} <= stale and not _kind("pretrain") & stale
     assert stale_after_edit("paper/main.tex") == {"paper"}
 

@@ -289,14 +289,18 @@ def _results(futures: Sequence[Future]) -> list[Any]:
     return [f.result() for f in futures]
 
 
-def run_all(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+def run_all(calls: Sequence[Callable[[], Any]], tasks: bool = True) -> list[Any]:
     """Run independent calls: as Ray tasks when a cluster is attached, else side by side in
     local worker processes (:func:`local_workers`), else one after another.
 
+    ``tasks=False``: on a cluster, one after another in this process (a stage that is itself
+    a Ray task holding a GPU, as ``pretrain@`` is, must not wait for tasks that need one).
     Returns their results in order. In parallel, every call runs to its end before the first
     failure is raised, so work that succeeded is kept.
     """
     if attached():
+        if not tasks:
+            return [call() for call in calls]
         return _results([submit(call) for call in calls])
     pool = local_executor() if len(calls) > 1 else None
     if pool is None:

@@ -71,8 +71,11 @@ def profile_recipe(params: PaperParams, frame: pd.DataFrame) -> Recipe:
     seeds = frame.groupby(["target", "method"])["seed"].nunique()
     seed_text = (str(seeds.min()) if seeds.min() == seeds.max()
                  else f"{seeds.min()} to {seeds.max()} per method")
+    draws = (f", each pretrained {params.source_draws} times" if params.source_draws > 1
+             else "")
     return Recipe(
-        sources=f"{len(params.sources)} x {params.source_arch}: {', '.join(params.sources)}",
+        sources=(f"{len(params.sources)} x {params.source_arch}: {', '.join(params.sources)}"
+                 f"{draws}"),
         targets=f"{frame['target'].nunique()}: {', '.join(sorted(frame['target'].unique()))}",
         image_size=params.image_size, particles=params.particles,
         iterations=params.iterations, v_max=params.v_max, search_epochs=params.search_epochs,

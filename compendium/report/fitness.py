@@ -1,5 +1,9 @@
-"""Does the layer search choose on noise? Two measurements per target, from what the search
-stage recorded (``searches.json``) and AMCF's final runs:
+"""Does the layer search choose on noise? Three measurements per target, from what the
+search stage recorded (``searches.json``) and AMCF's final runs:
+
+- **resolution**: per search, how many distinct fitness values its calls produced and the
+  spread between the best and the worst (a search whose calls all score alike chooses its
+  first scheme by the tie rule, not on merit);
 
 - **agreement**: in how many searches the scheme chosen on validation accuracy is also the
   one with the lowest validation loss among the schemes the search evaluated (every call
@@ -29,8 +33,17 @@ from compendium import results
 from compendium.report.latex import escape_latex, fmt_num
 
 COLUMNS = ["target", "searches", "loss_agrees", "compared", "same_scheme", "distinct_schemes",
-           "rho_accuracy", "p_accuracy", "rho_loss", "p_loss", "pairs", "seeds", "schemes",
-           "note"]
+           "distinct_fitness", "fitness_spread", "rho_accuracy", "p_accuracy", "rho_loss",
+           "p_loss", "pairs", "seeds", "schemes", "note"]
+
+
+def fitness_resolution(history: Sequence[dict]) -> tuple[int, float]:
+    """How finely one search's fitness told its schemes apart: the number of distinct fitness
+    values its calls produced, and the best minus the worst (0 and NaN without calls)."""
+    values = [float(h["fitness"]) for h in history if h.get("fitness") is not None]
+    if not values:
+        return 0, math.nan
+    return len(set(values)), max(values) - min(values)
 
 
 def rank_correlation(fitness: Sequence[float], test_acc: Sequence[float]) -> dict[str, Any]:
@@ -105,6 +118,7 @@ def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFram
     by_loss = [(s["best"], lowest_loss_scheme(s.get("history", []))) for s in searches]
     loss_agrees = sum(list(best) == low for best, low in by_loss if low is not None)
     pairs, seeds = scheme_pairs(searches, amcf_runs)
+    resolution = [fitness_resolution(s.get("history", [])) for s in searches]
     notes = []
     rho_acc = rho_loss = p_acc = p_loss = math.nan
     if pairs:
@@ -119,6 +133,9 @@ def target_fitness_row(target: str, searches: list[dict], amcf_runs: pd.DataFram
             "compared": len(compared),
             "same_scheme": sum(bool(s["same_scheme"]) for s in compared),
             "distinct_schemes": len({tuple(s["best"]) for s in searches}),
+            # per search, in search-seed order
+            "distinct_fitness": [n for n, _ in resolution],
+            "fitness_spread": [spread for _, spread in resolution],
             "rho_accuracy": rho_acc, "p_accuracy": p_acc, "rho_loss": rho_loss,
             "p_loss": p_loss, "pairs": len(pairs), "seeds": seeds,
             "schemes": [tuple(s["best"]) for s in searches],
@@ -141,14 +158,30 @@ def _rho(value: float) -> str:
     return "--" if value is None or math.isnan(value) else f"{value:+.2f}"
 
 
+def _points(value: float) -> str:
+    """A fitness difference (a fraction) in percentage points."""
+    return f"{100 * value:.1f}"
+
+
+def _span(values: Sequence[float], fmt) -> str:
+    """'lo--hi' over a target's searches (one value when they agree; a dash without any)."""
+    values = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return "--"
+    lo, hi = fmt(min(values)), fmt(max(values))
+    return lo if lo == hi else f"{lo}--{hi}"
+
+
 def fitness_table_latex(study: pd.DataFrame) -> str:
     """A booktabs tabular of :func:`fitness_study`."""
-    lines = ["\\begin{tabular}{lrrrrrr}", "\\toprule",
-             "Target & Searches & Lowest loss & Same scheme (loss) & Distinct schemes & "
+    lines = ["\\begin{tabular}{lrrrrrrrr}", "\\toprule",
+             "Target & Searches & Fitness values & Best $-$ worst & Lowest loss & "
+             "Same scheme (loss) & Distinct schemes & "
              "$\\rho$ (val.\\ acc.) & $\\rho$ (val.\\ loss) \\\\", "\\midrule"]
     for _, row in study.iterrows():
         same = (f"{row['same_scheme']} of {row['compared']}" if row["compared"] else "--")
         cells = [f"\\texttt{{{escape_latex(row['target'])}}}", fmt_num(row["searches"]),
+                 _span(row["distinct_fitness"], str), _span(row["fitness_spread"], _points),
                  f"{row['loss_agrees']} of {row['searches']}", same,
                  fmt_num(row["distinct_schemes"]), _rho(row["rho_accuracy"]),
                  _rho(row["rho_loss"])]
@@ -173,11 +206,23 @@ def _distinct_text(study: pd.DataFrame) -> str:
             f"{'; ' + '; '.join(shared) if shared else ''})")
 
 
+def _resolution_text(study: pd.DataFrame) -> str:
+    """'the calls of one search produced 3--9 distinct fitness values, 0.7--5.0 points apart
+    from worst to best, on a (...)': how finely each target's searches told schemes apart."""
+    per_target = []
+    for r in study.itertuples():
+        values, spread = _span(r.distinct_fitness, str), _span(r.fitness_spread, _points)
+        per_target.append(f"{values} distinct values {spread} points apart on "
+                          f"\\texttt{{{escape_latex(r.target)}}}")
+    return ("the fitness calls of one search produced, from worst to best, "
+            + ", and ".join(per_target))
+
+
 def fitness_claim(study: pd.DataFrame) -> str:
     """The sentence the paper states about the search's fitness, from :func:`fitness_study`."""
     if study.empty:
         return "No search was recorded, so the fitness could not be examined."
-    parts = [_distinct_text(study)]
+    parts = [_distinct_text(study), _resolution_text(study)]
     compared, same = int(study["compared"].sum()), int(study["same_scheme"].sum())
     searches = int(study["searches"].sum())
     agrees = int(study["loss_agrees"].sum())

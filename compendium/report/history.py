@@ -29,7 +29,8 @@ class Pooled(BaseModel):
     mean: float
     low: float
     high: float
-    p_holm: float
+    # None: a descriptive row (pooled rows are outside the Holm family since the analysis plan)
+    p_holm: float | None = None
     verdict: str
 
 
@@ -112,8 +113,9 @@ def _pooled_text(design: Design) -> str:
 
     parts = [f"AMCF minus {POOLED_NAMES.get(b, escape_latex(b))} was "
              f"{fmt_signed_pct(r.mean)} points (95\\% interval {fmt_signed_pct(r.low)} to "
-             f"{fmt_signed_pct(r.high)}, Holm-adjusted {p_text(r.p_holm)}, "
-             f"{escape_latex(r.verdict)})" for b, r in design.pooled.items()]
+             f"{fmt_signed_pct(r.high)}, "
+             + (f"Holm-adjusted {p_text(r.p_holm)}, " if r.p_holm is not None else "")
+             + f"{escape_latex(r.verdict)})" for b, r in design.pooled.items()]
     return f"; pooled over its targets, {_join(parts)}" if parts else ""
 
 

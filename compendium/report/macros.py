@@ -60,6 +60,8 @@ class _Cited(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sources: list[str] = Field(min_length=1)
     source_arch: str
+    # how many times each source was pretrained (amcf.sources' weights: one per draw)
+    source_draws: int = Field(1, ge=1)
     image_size: int = Field(gt=0)
     lam: float = Field(ge=0)
     search_epochs: int = Field(gt=0)
@@ -85,6 +87,8 @@ def paper_params(sources: Mapping[str, Mapping], lam: float, pso: Mapping, fitne
     return PaperParams(
         sources=list(sources), source_arch=", ".join(sorted({s["arch"] for s in
                                                              sources.values()})),
+        source_draws=max((len(s["weights"]) for s in sources.values()
+                          if isinstance(s.get("weights"), list | tuple)), default=1),
         image_size=image_size, lam=lam, search_epochs=FitnessConfig(**fitness).epochs,
         **{name: getattr(swarm, name) for name in CITED_SWARM},
         **{name: getattr(recipe, name) for name in CITED_RECIPE})

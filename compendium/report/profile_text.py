@@ -2,11 +2,11 @@
 the numbers: which data, how many searches, what the numbers can and cannot show.
 
 ``paper/main.tex`` cites them as macros (``\\SetupData``, ``\\SetupSearches``,
-``\\LimitationsScale``, ``\\LimitationsCaveats``), so the embedded default's paper describes
-tiny networks on grey images, the paper profile's the original setting, and the rehearsal's
-says that its numbers test the pipeline only. The datasets and sources are named from the
-runs' own lists (a target or source of your own appears under its name); what is said about
-each comes from the tables below.
+``\\SetupSourceDraws``, ``\\LimitationsScale``, ``\\LimitationsCaveats``), so the embedded
+default's paper describes tiny networks on grey images, the paper profile's the original
+setting, and the rehearsal's says that its numbers test the pipeline only. The datasets and
+sources are named from the runs' own lists (a target or source of your own appears under its
+name); what is said about each comes from the tables below.
 """
 
 from __future__ import annotations
@@ -104,6 +104,17 @@ def setup_searches(count: int) -> str:
             "own variance.")
 
 
+def setup_source_draws(count: int) -> str:
+    """How many times each source was pretrained, and what that means for the spread."""
+    if count > 1:
+        return (f"Each source was pretrained {count} times, each time with its own seed, and "
+                f"training seed $s$ used the sources of draw $s \\bmod {count}$ (the search of "
+                "the same draw), so the spread over seeds includes which source models one "
+                "happened to get.")
+    return ("Each source was pretrained once, so the spread over seeds leaves out which "
+            "source models one happened to get.")
+
+
 def limitations_scale(profile: str, params: PaperParams) -> str:
     """What the profile's scale lets its numbers say."""
     if profile == "embedded":
@@ -151,6 +162,35 @@ def caveats(frame: pd.DataFrame) -> str:
     return "".join(f" {sentence}" for sentence in out)
 
 
+# the share of runs whose selected epoch must come before the last for the recipe to count as
+# trained to its plateau (issue 20)
+PLATEAU_SHARE = 0.8
+
+
+def plateau_sentence(frame: pd.DataFrame) -> str:
+    """How often the epoch selected on validation came before the last one, overall and per
+    target, and what that means: where the last epoch is the best, the models were still
+    improving when training stopped, and the comparison measures how fast the methods learn
+    rather than where fine-tuning ends."""
+    if not {"selected_epoch", "epochs"} <= set(frame.columns):
+        return ""
+    known = frame.dropna(subset=["selected_epoch", "epochs"])
+    if known.empty:
+        return ""
+    before = known["selected_epoch"] < known["epochs"]
+    share = float(before.mean())
+    per_target = ", ".join(
+        f"{100 * float(b.mean()):.0f}\\% on \\texttt{{{escape_latex(t)}}}"
+        for t, b in before.groupby(known["target"]))
+    text = (f"The epoch selected on validation came before the last one in {100 * share:.0f}\\% "
+            f"of the {len(known)} runs ({per_target})")
+    if share >= PLATEAU_SHARE:
+        return text + ", so most runs had reached their plateau when training stopped."
+    return (text + f", below the {100 * PLATEAU_SHARE:.0f}\\% a recipe trained to its plateau "
+            "would give: many runs were still improving at their last epoch, so the comparisons "
+            "measure how fast the methods learn as much as where fine-tuning ends.")
+
+
 def profile_macros(profile: str, params: PaperParams, frame: pd.DataFrame,
                    search_count: int) -> dict[str, str]:
     """The Setup and Limitations macros for ``profile``'s runs (``frame``, as collected)."""
@@ -158,6 +198,8 @@ def profile_macros(profile: str, params: PaperParams, frame: pd.DataFrame,
     return {
         "SetupData": setup_data(profile, params.sources, targets),
         "SetupSearches": setup_searches(search_count),
+        "SetupSourceDraws": setup_source_draws(params.source_draws),
         "LimitationsScale": limitations_scale(profile, params),
         "LimitationsCaveats": caveats(frame),
+        "LimitationsPlateau": plateau_sentence(frame),
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from amcf.layers import num_layers
-from amcf.models.build import SourceSpec, build_frozen
+from amcf.models.build import build_frozen
 from amcf.objective import MCLoss
 from amcf.train.config import TrainConfig
 from amcf.train.fit import TrainResult
@@ -28,7 +28,14 @@ from compendium.stages.choice import (
     candidates_json,
     val_acc,
 )
-from compendium.stages.runs import Setting, check_device, run_amcf_variant, seeded, train
+from compendium.stages.runs import (
+    Setting,
+    check_device,
+    run_amcf_variant,
+    seeded,
+    source_fields,
+    train,
+)
 from compendium.summaries import group_frame, write_group_summary
 
 ABLATIONS: tuple[Method, ...] = discover("compendium.methods.ablations")
@@ -54,11 +61,12 @@ def _subset_score(setting: Setting, seed: int, k: int, subset: tuple[int, ...]) 
     built exactly as :func:`compendium.stages.runs.run_amcf_variant` builds it, so the chosen
     subset's published run at this seed reuses this run's work directory."""
     def run() -> TrainResult:
-        sources = [setting.sources[i] for i in subset]
+        here = setting.for_seed(seed)
+        sources = [here.sources[i] for i in subset]
         with seeded(seed):
             models = build_frozen(sources, restricted(setting.scheme_for(seed), subset),
-                                  setting.splits, setting.freeze_bn_stats)
-        return train(setting, f"amcf-k{k}", seed, models, MCLoss(setting.lam))
+                                  here.splits, here.freeze_bn_stats)
+        return train(here, f"amcf-k{k}", seed, models, MCLoss(here.lam))
 
     return val_acc(run)
 
@@ -155,7 +163,7 @@ def ablations_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
     splits = load_splits(target, prepared_dir)
     schemes = results.schemes_of(searches)
     setting = Setting(
-        splits=splits, sources=[SourceSpec(name=n, **s) for n, s in sources.items()],
+        splits=splits, **source_fields(sources),
         scheme=schemes[0], schemes=schemes,
         train=TrainConfig(**{"progress": False, **train, "test_eval": test_eval}),
         lam=lam, freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from amcf.models.build import SourceSpec, build_frozen
+from amcf.models.build import build_frozen
 from amcf.objective import MCLoss
 from amcf.source_selection import SubsetSelection
 from amcf.train.config import TrainConfig
@@ -21,7 +21,14 @@ from amcf.train.records import write_predictions
 from compendium import results
 from compendium.data.prepared import load_splits
 from compendium.pipeline.fanout import attached, ends_local_workers, run_all
-from compendium.stages.runs import Setting, check_device, publish, seeded, work_dir
+from compendium.stages.runs import (
+    Setting,
+    check_device,
+    publish,
+    seeded,
+    source_fields,
+    work_dir,
+)
 from compendium.summaries import write_group_summary
 
 
@@ -38,6 +45,7 @@ def run_amcf_and_select(setting: Setting, seed: int) -> Path:
     ``all_sources_test_acc`` (all sources summed) repeats AMCF's own number as a check.
     Returns the ``amcf-select`` result's folder.
     """
+    setting = setting.for_seed(seed)  # the sources of this seed's draw
     scheme = setting.scheme_for(seed)
     objective = MCLoss(setting.lam)
     config = setting.train.model_copy(update={"seed": seed})
@@ -98,7 +106,7 @@ def amcf_stage(target: str, seeds: Sequence[int], sources: Mapping[str, Mapping[
     check_device(f"amcf@{target}", train, elsewhere=attached())
     schemes = (tuple(scheme),) if scheme is not None else results.schemes_of(searches)
     splits = load_splits(target, prepared_dir)
-    setting = Setting(splits=splits, sources=[SourceSpec(name=n, **s) for n, s in sources.items()],
+    setting = Setting(splits=splits, **source_fields(sources),
                       scheme=schemes[0], schemes=schemes,
                       train=TrainConfig(progress=False, **train), lam=lam,
                       freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,

@@ -48,6 +48,7 @@ from compendium.stages.runs import (
     publish,
     run_amcf_variant,
     seeded,
+    source_fields,
     sources_fingerprint,
     train,
 )
@@ -86,6 +87,7 @@ def _publish_members(setting: Setting, prefix: str, seed: int, result: TrainResu
 
 def run_finetune(setting: Setting, seed: int) -> None:
     """Standalone fine-tuning of every source and their ensemble, from one lam = 0 run."""
+    setting = setting.for_seed(seed)
     with seeded(seed):
         models, objective = finetune(setting.sources, setting.splits.num_classes,
                                      in_chans=setting.splits.in_chans)
@@ -95,6 +97,7 @@ def run_finetune(setting: Setting, seed: int) -> None:
 
 
 def run_linear(setting: Setting, seed: int) -> None:
+    setting = setting.for_seed(seed)
     with seeded(seed):
         models, objective = linear_probe(setting.sources, setting.splits.num_classes,
                                          in_chans=setting.splits.in_chans,
@@ -147,7 +150,10 @@ def build_baseline(method: str, sources: Any, num_classes: int, *, in_chans: int
 
 def _single_result(setting: Setting, seed: int, method: str, source: SourceSpec,
                    options: dict[str, Any]) -> TrainResult:
-    """Train (or reuse) one single-source baseline run with the settings ``options``."""
+    """Train (or reuse) one single-source baseline run with the settings ``options``
+    (``source`` by its name, in the draw of ``seed``)."""
+    setting = setting.for_seed(seed)
+    source = setting.source(source.name)
     options = dict(options)
     if by_run(SINGLE_SOURCE, method).seeded:
         options["seed"] = seed
@@ -296,7 +302,7 @@ def baselines_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
     splits = load_splits(target, prepared_dir)
     schemes = results.schemes_of(searches)
     setting = Setting(
-        splits=splits, sources=[SourceSpec(name=n, **s) for n, s in sources.items()],
+        splits=splits, **source_fields(sources),
         scheme=schemes[0], schemes=schemes,
         train=TrainConfig(**{"progress": False, **train, "test_eval": test_eval}),
         lam=lam, freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,

@@ -10,13 +10,14 @@ instead of colliding with a stale checkpoint. What a run publishes goes through
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -31,13 +32,15 @@ from amcf.train.fit import TrainResult, fit
 from amcf.train.state import device_identity, run_identity
 from compendium import results, timings
 
+T = TypeVar("T")
+
 
 @dataclass
 class Setting:
     """What one target's runs share: data, sources, the searched scheme and the recipe."""
 
     splits: Splits
-    sources: list[SourceSpec]
+    sources: list[SourceSpec]  # the sources of draw 0 (or of every seed, without ``draws``)
     scheme: tuple[int, ...]
     train: TrainConfig
     # one scheme per search seed, in search.search_seeds' order: training seed s uses the
@@ -51,8 +54,17 @@ class Setting:
     options: dict[str, Any] = field(default_factory=dict)
     group: str = ""  # results go to results_dir/<target>/<group>/<method>/seed<k>
     timings_dir: Path | None = None  # None: beside work_dir (timings.default_timings_dir)
+    # the K sources of each pretraining draw (source_draws): training seed s uses draw s mod
+    # n (:meth:`for_seed`), so the spread over seeds includes which sources one happened to
+    # get; empty: ``sources`` for every seed
+    draws: tuple[tuple[SourceSpec, ...], ...] = ()
 
     def __post_init__(self) -> None:
+        self.draws = tuple(tuple(draw) for draw in self.draws)
+        if self.draws and [s.name for s in self.draws[0]] != [s.name for s in self.sources]:
+            raise ValueError("Setting.sources must be the sources of draw 0 "
+                             f"({[s.name for s in self.draws[0]]}), got "
+                             f"{[s.name for s in self.sources]}")
         self.schemes = tuple(tuple(int(k) for k in sch) for sch in self.schemes)
         for sch in (self.scheme, *self.schemes):
             if len(sch) != len(self.sources):
@@ -68,6 +80,14 @@ class Setting:
         return (results.search_for_seed(self.schemes, seed) if self.schemes
                 else tuple(self.scheme))
 
+    def for_seed(self, seed: int) -> Setting:
+        """This setting with the sources of the draw training seed ``seed`` uses
+        (:func:`draw_for_seed`); itself when there is one draw."""
+        if len(self.draws) <= 1:
+            return self
+        return dataclasses.replace(self, sources=list(draw_for_seed(self.draws, seed)),
+                                   draws=())
+
     def out_dir(self, method: str, seed: int) -> Path:
         return results.run_dir(self.results_dir, self.splits.name, self.group, method, seed)
 
@@ -76,6 +96,41 @@ class Setting:
             if s.name == name:
                 return s
         raise ValueError(f"no source named {name!r}; sources: {[s.name for s in self.sources]}")
+
+
+def source_draws(sources: Mapping[str, Mapping[str, Any]]) -> list[list[SourceSpec]]:
+    """The K sources of each draw, from ``amcf.sources`` (name -> ``{arch, weights}``).
+
+    ``weights`` is one checkpoint (or "hub", or None) for every draw, or a list of
+    checkpoints, one per draw of the source's pretraining (``pretrain.<name>.draws``); the
+    lists must be equally long (n draws; a single file serves each of them)."""
+    counts = {n: len(s["weights"]) for n, s in sources.items()
+              if isinstance(s.get("weights"), (list, tuple))}
+    if any(c < 1 for c in counts.values()) or len(set(counts.values())) > 1:
+        raise ValueError(f"amcf.sources: every list of weights needs the same number of draws "
+                         f"(one checkpoint per draw), got {counts}")
+    n = max(counts.values(), default=1)
+    return [[SourceSpec(name=name, **{**spec, "weights": _draw_weights(spec.get("weights",
+                                                                               "hub"), d)})
+             for name, spec in sources.items()] for d in range(n)]
+
+
+def source_fields(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """:class:`Setting`'s ``sources`` and ``draws`` from ``amcf.sources``."""
+    draws = source_draws(sources)
+    return {"sources": draws[0], "draws": draws}
+
+
+def _draw_weights(weights: Any, draw: int) -> Any:
+    return weights[draw] if isinstance(weights, (list, tuple)) else weights
+
+
+def draw_for_seed(draws: Sequence[T], seed: int) -> T:
+    """The source draw training seed ``seed`` uses: position ``seed mod n``, as a search
+    (:func:`compendium.results.search_for_seed`); search at position p uses draw p mod n."""
+    if not draws:
+        raise ValueError("no source draws")
+    return draws[int(seed) % len(draws)]
 
 
 @contextmanager
@@ -185,7 +240,10 @@ def run_amcf_variant(setting: Setting, seed: int, *, method: str = "amcf",
     as ``method``: the ablations' runs and ALS's. With the defaults it is AMCF's own training;
     the ``amcf@`` stage publishes that with amcf-select
     (:func:`compendium.stages.amcf.run_amcf_and_select`)."""
-    sources = list(setting.sources if sources is None else sources)
+    setting = setting.for_seed(seed)
+    # the given sources by name, in this seed's draw
+    sources = list(setting.sources if sources is None
+                   else [setting.source(s.name) for s in sources])
     scheme = tuple(setting.scheme_for(seed) if scheme is None else scheme)
     lam = setting.lam if lam is None else lam
     objective = MCLoss(lam) if objective is None else objective

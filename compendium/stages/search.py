@@ -29,7 +29,9 @@ from compendium.stages.runs import (
     check_device,
     data_fingerprint,
     device_key,
+    draw_for_seed,
     fingerprint,
+    source_draws,
     sources_fingerprint,
 )
 
@@ -55,8 +57,14 @@ def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, A
                  fitness: TrainConfig, lam: float, seeds: Sequence[int], out_dir: str | Path,
                  work_dir: str | Path, freeze_bn_stats: bool = False,
                  compare_scores: Sequence[str] = (),
-                 timings_dir: str | Path | None = None) -> list[SearchResult]:
+                 timings_dir: str | Path | None = None,
+                 draws: Sequence[Sequence[SourceSpec]] = ()) -> list[SearchResult]:
     """AMLS once per search seed (the seed of both the swarm and its fitness runs).
+
+    ``draws``: the sources of each pretraining draw (:func:`compendium.stages.runs.
+    source_draws`); the search at position p of ``seeds`` uses draw p mod n, so training seed
+    s, which uses search s mod len(seeds) and draw s mod n, trains the sources its scheme was
+    searched on (n must divide the number of searches). Empty: ``sources`` for every search.
 
     Writes each search under ``out_dir/searches/seed<k>/``, the first one's ``search.json``
     and ``search-summary.json`` also in ``out_dir`` (its figures), and ``out_dir/searches.json``:
@@ -72,13 +80,19 @@ def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, A
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"search seeds must be a non-empty list without repeats, got {seeds}")
+    draws = [list(d) for d in draws] or [list(sources)]
+    if len(seeds) % len(draws):
+        raise ValueError(f"{len(draws)} source draws for {len(seeds)} searches: the number of "
+                         "draws must divide the number of searches, so that every training "
+                         "seed trains the draw its scheme was searched on")
     out = Path(out_dir)
     # the searches are independent (each seeds its own swarm and fitness runs, and keeps its
     # own state and trainings): they run side by side, or as Ray tasks on a cluster
     clock = Path(timings_dir if timings_dir is not None
                  else timings.default_timings_dir(work_dir))
-    done = run_all([partial(_search_seed, splits, sources, pso, fitness, lam, k, out, work_dir,
-                            freeze_bn_stats, compare_scores, clock) for k in seeds])
+    done = run_all([partial(_search_seed, splits, draw_for_seed(draws, p), pso, fitness, lam, k,
+                            out, work_dir, freeze_bn_stats, compare_scores, clock)
+                    for p, k in enumerate(seeds)])
     found, rows = [result for result, _ in done], [row for _, row in done]
     results.write_searches(out, [s.name for s in sources], rows)
     return found
@@ -185,11 +199,12 @@ def search_stage(target: str, sources: Mapping[str, Mapping[str, Any]], lam: flo
     (``figures/swarm``, ``figures/scheme``). Returns the searches' results."""
     check_device(f"search@{target}", fitness, elsewhere=attached())
     splits = load_splits(target, prepared_dir)
-    specs = [SourceSpec(name=name, **spec) for name, spec in sources.items()]
+    draws = source_draws(sources)
+    specs = draws[0]
     config = FitnessConfig(progress=False, **fitness)  # fitness.score: how a run is scored
     found = run_searches(splits, specs, pso, config, lam, search_seeds, out_dir, work_dir,
                          freeze_bn_stats=freeze_bn_stats, compare_scores=compare_scores,
-                         timings_dir=timings.default_timings_dir(work_dir))
+                         timings_dir=timings.default_timings_dir(work_dir), draws=draws)
     figures = Path(out_dir) / "figures"
     # imported here: the worker processes that import this module to train draw nothing
     from compendium.plots.search import plot_layer_scheme, plot_swarm
