@@ -55,8 +55,10 @@ def _copy_checkout(scratch: Path) -> None:
             target = scratch / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(name, target)
-    shutil.copytree("data", scratch / "data", symlinks=True)
-    shutil.copytree(".dvc", scratch / ".dvc", ignore=shutil.ignore_patterns("tmp"))
+    # the raw data, DVC's own files (its config is tracked too) and the prepared data
+    shutil.copytree("data", scratch / "data", symlinks=True, dirs_exist_ok=True)
+    shutil.copytree(".dvc", scratch / ".dvc", ignore=shutil.ignore_patterns("tmp"),
+                    dirs_exist_ok=True)
     shutil.copytree("build/data", scratch / "build" / "data")
     subprocess.run(["git", "init", "-q", "."], cwd=scratch, check=True)
 
