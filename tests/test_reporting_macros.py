@@ -115,3 +115,12 @@ def test_paper_params_from_the_pipelines_sections_fill_the_defaults():
     assert (p.search_epochs, p.epochs, p.lr, p.momentum, p.step_size) == (3, 12, 0.05, 0.9, 30)
     with pytest.raises(ValueError, match="particles"):
         PaperParams.from_settings(sources, 0.2, {"particles": 0, "iterations": 3}, {}, {}, 28)
+
+
+def test_the_significance_the_macros_state_and_count_with_is_the_plans_alpha(frame):
+    strict, loose = result_macros(frame, alpha=1e-9), result_macros(frame, alpha=1.0)
+    assert (strict["SignificanceLevel"], loose["SignificanceLevel"]) == ("1e-09", "1")
+    assert strict["AmcfTargetsSignificant"] == "0"
+    # with alpha 1 every target where AMCF is above its reference counts
+    assert loose["AmcfTargetsSignificant"] == loose["AmcfTargetsAboveReference"]
+    assert result_macros(frame)["SignificanceLevel"] == "0.05"  # the library's default

@@ -19,11 +19,11 @@ from amcf.io import write_text
 from amcf.search.settings import SwarmSettings
 from amcf.train.config import FitnessConfig, TrainConfig
 from compendium.report.latex import DASH, escape_latex, fmt_p, fmt_pct, fmt_pm, fmt_signed_pct
+from compendium.report.stats import ALPHA
 from compendium.report.tables import results_table
 
 _DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
 _TOKEN = re.compile(r"[A-Za-z]+|\d|\.(?=\d)")
-SIGNIFICANCE = 0.05
 
 
 def _camel(part: str) -> str:
@@ -129,8 +129,11 @@ def _put(macros: dict[str, str], name: str, value: str, origin: str) -> None:
     macros[name] = value
 
 
-def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None) -> dict[str, str]:
-    """Per (target, method) numbers, per-target reference, and the aggregates the text cites."""
+def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None, *,
+                  alpha: float = ALPHA) -> dict[str, str]:
+    """Per (target, method) numbers, per-target reference, and the aggregates the text cites;
+    ``alpha`` is the analysis plan's (the report passes it), which ``\\SignificanceLevel``
+    states and ``\\AmcfTargetsSignificant`` counts with."""
     out: dict[str, str] = {}
     amcf_deltas, amcf_above, amcf_sig, compared = [], 0, 0, 0
     for target in sorted(frame["target"].unique()):
@@ -158,7 +161,7 @@ def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
                 compared += 1
                 amcf_deltas.append(r.delta)
                 amcf_above += r.delta > 0
-                amcf_sig += bool(r.delta > 0 and r.p_value < SIGNIFICANCE)
+                amcf_sig += bool(r.delta > 0 and r.p_value < alpha)
     amcf = frame[frame["method"] == "amcf"]
     targets = sorted(frame["target"].unique())
     # NaN for runs that read the test split at the selected epochs only (test_eval: selected)
@@ -174,7 +177,7 @@ def result_macros(frame: pd.DataFrame, candidates: Sequence[str] | None = None) 
         SeedCount=(str(seeds.min()) if seeds.min() == seeds.max()
                    else f"{seeds.min()} to {seeds.max()}"),
         TargetList=", ".join(f"\\texttt{{{escape_latex(t)}}}" for t in targets),
-        SignificanceLevel=f"{SIGNIFICANCE:g}",
+        SignificanceLevel=f"{alpha:g}",
         AmcfTargetsCompared=str(compared),
         AmcfTargetsAboveReference=str(amcf_above),
         AmcfTargetsSignificant=str(amcf_sig),

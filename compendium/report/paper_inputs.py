@@ -248,7 +248,8 @@ def write_paper_inputs(
         "PerClassCaption": per_class_caption(results.predictions_frame(results.find_run(
             results_dir, featured, FEATURED_METHOD, featured_seed))),
     }
-    macros = merge_macros(context, param_macros(p), result_macros(frame, candidates),
+    macros = merge_macros(context, param_macros(p),
+                          result_macros(frame, candidates, alpha=plan.alpha),
                           profile_macros(profile_name, p, frame, search_count),
                           history_macros(paper, profile_name))
     written["macros"] = write_macros(gen / "macros.tex", macros)
