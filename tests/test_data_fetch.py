@@ -91,6 +91,23 @@ def test_missing_mirror_file_while_offline_names_file_hash_and_fix(tmp_path):
     assert not (tmp_path / "data/omniglot/a.zip").exists()
 
 
+def test_os_package_copy_comes_after_the_mirror_and_before_the_download(tmp_path, site):
+    system = tmp_path / "usr/share/x"
+    system.mkdir(parents=True)
+    (system / "blob.bin").write_bytes((site / "blob.bin").read_bytes())
+    mirror = tmp_path / "mirror"
+    (mirror / "x").mkdir(parents=True)
+    (mirror / "x/blob.bin").write_bytes(b"from the mirror")
+    rf = RemoteFile("x/blob.bin", (closed_port_url() + "/blob.bin",), None,
+                    system_paths=(str(tmp_path / "nope/blob.bin"), str(system / "blob.bin")),
+                    system_package="demo-data")
+    assert rf.system_file() == system / "blob.bin"
+    [got] = rf.fetch(FetchContext(tmp_path / "a", mirror))
+    assert got.read_bytes() == b"from the mirror"
+    [got] = rf.fetch(FetchContext(tmp_path / "b"))  # offline, no mirror: the package's copy
+    assert got.read_bytes() == (site / "blob.bin").read_bytes()
+
+
 def test_mirror_from_environment_and_missing_mirror_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("AMCF_DATA_MIRROR", str(tmp_path))
     assert resolve_mirror(None) == tmp_path.resolve()

@@ -104,6 +104,19 @@ def test_best_single_source_uses_validation_not_test():
     assert best_single_source(frame, "missing") is None
 
 
+def test_the_reports_reference_competes_only_on_the_most_seeds():
+    # the probe's three seeds were easy ones: its higher mean over them must not beat
+    # fine-tuning's over every seed, whose reference pairs with AMCF on all ten
+    from compendium.report.stats import reference_source
+
+    frame = _frame([("t", "linear-a", s, 0.9, 0.9, True, 2) for s in range(3)]
+                   + [("t", "finetune-z", s, 0.8, 0.8, True, 1) for s in range(10)])
+    assert best_single_source(frame, "t") == "linear-a"  # the rule over any seeds
+    assert reference_source(frame, "t") == "finetune-z"
+    assert reference_source(frame, "t", candidates=["linear-a"]) == "linear-a"
+    assert reference_source(frame, "missing") is None
+
+
 def test_best_single_source_tie_goes_to_table_order():
     frame = _frame([("t", "linear-a", 0, 0.8, 0.1, True, 2),
                     ("t", "finetune-z", 0, 0.8, 0.9, True, 1)])

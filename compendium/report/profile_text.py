@@ -22,17 +22,21 @@ from compendium.report.macros import PaperParams
 # what a source was pretrained on, by its name under amcf.sources
 SOURCES = {
     "mnist": r"handwritten digits \citep{lecun1998mnist}",
-    "animals": r"Animal-MNIST \citep{mohammadi2025animalmnist}",
+    "animals": r"five classes of Animal-MNIST \citep{mohammadi2025animalmnist}",
     "twemoji": r"Twemoji glyphs \citep{twemoji}",
     "imagenet": r"ImageNet \citep{deng2009imagenet} (torchvision's weights)",
     "cifar100": r"CIFAR-100 \citep{krizhevsky2009cifar} (the ImageNet network fine-tuned on it)",
 }
 # what a target dataset is, by its registered name
 TARGETS = {
-    "digits": r"the UCI optical digits \citep{alpaydin1998digits} with three training images "
-              "per class",
+    "digits": r"the UCI optical digits \citep{alpaydin1998digits}",
     "omniglot-small": r"the characters of the five alphabets of Omniglot's first small "
-                      r"background set \citep{lake2015omniglot} with five per class",
+                      r"background set \citep{lake2015omniglot}",
+    "omniglot-small2": r"the characters of the three other alphabets of Omniglot's second "
+                       r"small background set \citep{lake2015omniglot}",
+    "fashion": r"the product photos of Fashion-MNIST \citep{xiao2017fashion}",
+    "animals-novel": r"the five Animal-MNIST classes that the animal source never saw "
+                     r"\citep{mohammadi2025animalmnist}",
     "mit-indoor67": r"the indoor scenes of MIT Indoor-67 \citep{quattoni2009indoor}",
     "stanford-dogs": r"the breeds of Stanford Dogs \citep{khosla2011dogs}",
     "fgvc-aircraft": r"the aircraft variants of FGVC-Aircraft \citep{maji2013aircraft}",
@@ -43,15 +47,6 @@ TARGETS = {
     "decathlon-omniglot": r"the characters of Omniglot from the Visual Decathlon "
                           r"\citep{lake2015omniglot,rebuffi2017decathlon}",
 }
-# a sentence that only one target's runs need, with its leading space (see caveats())
-TARGET_CAVEATS = {
-    "digits": "On the three-shot digits target an epoch is a single step of SGD, so its short "
-              "fitness runs barely move the models from their sources, and its validation split "
-              "is larger than its training split, which a practitioner with so few labels might "
-              "rather train on.",
-}
-
-
 def _join(items: Sequence[str], last: str = " and ") -> str:
     if len(items) <= 1:
         return "".join(items)
@@ -67,29 +62,43 @@ def sources_text(sources: Sequence[str]) -> str:
     return _join([f"on {_named(SOURCES, s)}" for s in sources])
 
 
-def targets_text(targets: Sequence[str]) -> str:
-    """The targets, each with what it is (its shots per class where that defines it)."""
-    return _join([_named(TARGETS, t) for t in targets], last=", and ")
+def _shots_phrase(shots: int | None) -> str:
+    if shots is None:
+        return ""
+    return " with one training image per class" if shots == 1 else \
+        f" with {shots} training images per class"
 
 
-def setup_data(profile: str, sources: Sequence[str], targets: Sequence[str]) -> str:
+def targets_text(targets: Sequence[str], shots: Mapping[str, int | None] | None = None) -> str:
+    """The targets, each with what it is and its training images per class where the runs
+    drew a few per seed (``shots``, from the runs' metrics)."""
+    shots = shots or {}
+    return _join([_named(TARGETS, t) + _shots_phrase(shots.get(t)) for t in targets],
+                  last=", and ")
+
+
+def setup_data(profile: str, sources: Sequence[str], targets: Sequence[str],
+               shots: Mapping[str, int | None] | None = None) -> str:
     """What the sources were pretrained on and what the targets are, for this profile."""
-    src, tgt = sources_text(sources), targets_text(targets)
+    src, tgt = sources_text(sources), targets_text(targets, shots)
+    drawn = ("; each training seed drew those few images afresh from the target's training "
+             "pool, so the spread over seeds includes which images a run happened to get"
+             if any(v is not None for v in (shots or {}).values()) else "")
     if profile == "embedded":
         return (f"In the embedded profile the sources are pretrained {src}, and the targets are "
-                f"{tgt}; the paper profile uses the original paper's ImageNet and CIFAR sources "
-                r"and its target suite (Table~\ref{tab:deviations}).")
+                f"{tgt}{drawn}; the paper profile uses the original paper's ImageNet and CIFAR "
+                r"sources and its target suite (Table~\ref{tab:deviations}).")
     if profile == "paper":
         return (f"In the paper profile, as in the original paper "
                 rf"(Table~\ref{{tab:deviations}}), the sources are pretrained {src}, and the "
-                f"targets are {tgt}.")
+                f"targets are {tgt}{drawn}.")
     if profile == "rehearsal":
         return ("The rehearsal profile runs every stage of the paper profile at toy size on a "
                 "CPU: miniature copies of the paper's datasets, in their official formats, "
                 f"stand for {tgt}, and a tiny residual network with stand-in weights for each "
                 r"ResNet-50 source (Table~\ref{tab:deviations}).")
     return (f"In the \\texttt{{{escape_latex(profile)}}} profile the sources are pretrained "
-            rf"{src}, and the targets are {tgt} (Table~\ref{{tab:deviations}}).")
+            rf"{src}, and the targets are {tgt}{drawn} (Table~\ref{{tab:deviations}}).")
 
 
 def setup_searches(count: int) -> str:
@@ -143,7 +152,8 @@ def limitations_scale(profile: str, params: PaperParams) -> str:
             "setting of large pretrained networks at full resolution.")
 
 
-def caveats(frame: pd.DataFrame) -> str:
+def caveats(frame: pd.DataFrame, batch_size: int | None = None,
+            fitness_epochs: int | None = None) -> str:
     """Sentences that only some runs need, each with a leading space (empty: none), so that
     ``...in general.\\LimitationsCaveats{} We...`` reads right either way."""
     out = []
@@ -158,8 +168,32 @@ def caveats(frame: pd.DataFrame) -> str:
                    "another order from run to run, and the numerical policy that makes CPU "
                    "results repeat covers CPUs only), so a rerun gives slightly different "
                    "numbers.")
-    out += [TARGET_CAVEATS[t] for t in sorted(frame["target"].unique()) if t in TARGET_CAVEATS]
+    out += few_image_caveats(frame, batch_size, fitness_epochs)
     return "".join(f" {sentence}" for sentence in out)
+
+
+def few_image_caveats(frame: pd.DataFrame, batch_size: int | None,
+                      fitness_epochs: int | None) -> list[str]:
+    """What the fewest training images imply: targets whose training set fits in one batch
+    take one SGD step an epoch (so a fitness run is as many steps as epochs), and few-shot
+    targets validate on more images than they train on."""
+    known = frame.dropna(subset=["train_images"]) if "train_images" in frame else frame.iloc[:0]
+    if known.empty:
+        return []
+    images = known.groupby("target")["train_images"].max().astype(int)
+    out = []
+    one_step = [t for t, n in images.items() if batch_size and n <= batch_size]
+    if one_step:
+        names = _join([f"\\texttt{{{escape_latex(t)}}} ({images[t]} images)" for t in one_step])
+        steps = (f", so a fitness run of {fitness_epochs} epochs is {fitness_epochs} steps"
+                 if fitness_epochs else "")
+        out.append(f"On {names} the whole training set is one batch and an epoch a single "
+                   f"step of SGD{steps}.")
+    shots = known.dropna(subset=["shots"]) if "shots" in known else known.iloc[:0]
+    if not shots.empty:
+        out.append("Each few-shot target validates on more images than it trains on, which a "
+                   "practitioner with so few labels might rather train on.")
+    return out
 
 
 # the share of runs whose selected epoch must come before the last for the recipe to count as
@@ -191,15 +225,24 @@ def plateau_sentence(frame: pd.DataFrame) -> str:
             "measure how fast the methods learn as much as where fine-tuning ends.")
 
 
+def target_shots(frame: pd.DataFrame) -> dict[str, int | None]:
+    """Each target's training images per class drawn per seed, from its runs' metrics (None
+    where the runs trained on the whole training split or do not say)."""
+    if "shots" not in frame:
+        return {}
+    return {t: (None if s.dropna().empty else int(s.dropna().iloc[0]))
+            for t, s in frame.groupby("target")["shots"]}
+
+
 def profile_macros(profile: str, params: PaperParams, frame: pd.DataFrame,
                    search_count: int) -> dict[str, str]:
     """The Setup and Limitations macros for ``profile``'s runs (``frame``, as collected)."""
     targets = sorted(frame["target"].unique())
     return {
-        "SetupData": setup_data(profile, params.sources, targets),
+        "SetupData": setup_data(profile, params.sources, targets, target_shots(frame)),
         "SetupSearches": setup_searches(search_count),
         "SetupSourceDraws": setup_source_draws(params.source_draws),
         "LimitationsScale": limitations_scale(profile, params),
-        "LimitationsCaveats": caveats(frame),
+        "LimitationsCaveats": caveats(frame, params.batch_size, params.search_epochs),
         "LimitationsPlateau": plateau_sentence(frame),
     }

@@ -202,11 +202,27 @@ def equivalence(ci_low: float, ci_high: float, margin: float | None) -> str:
     return EQUIVALENT if -margin < ci_low and ci_high < margin else NOT_EQUIVALENT
 
 
+def reference_source(frame: pd.DataFrame, target: str,
+                     candidates: Sequence[str] | None = None) -> str | None:
+    """The report's best single source on ``target``: :func:`best_single_source` (chosen on
+    validation) among the candidates that ran on the most seeds. A linear probe on the first
+    few seeds does not compete with fine-tuning on every seed: validation means over
+    different seeds are not comparable, and the reference must pair with AMCF on all of
+    them."""
+    rows = frame[frame["target"] == target]
+    rows = (rows[rows["single_source"].astype(bool)] if candidates is None
+            else rows[rows["method"].isin(list(candidates))])
+    if rows.empty:
+        return None
+    seeds = rows.groupby("method")["seed"].nunique()
+    return best_single_source(frame, target, list(seeds.index[seeds == seeds.max()]))
+
+
 def resolve_method(frame: pd.DataFrame, target: str, method: str) -> str | None:
-    """A method id on ``target``: BEST_SINGLE becomes that target's best single source;
-    None when the method has no results there."""
+    """A method id on ``target``: BEST_SINGLE becomes that target's best single source
+    (:func:`reference_source`); None when the method has no results there."""
     if method == BEST_SINGLE:
-        return best_single_source(frame, target)
+        return reference_source(frame, target)
     rows = frame[(frame["target"] == target) & (frame["method"] == method)]
     return None if rows.empty else method
 

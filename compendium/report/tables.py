@@ -30,7 +30,7 @@ from compendium.report.latex import (
     fmt_pm,
     fmt_signed_pct,
 )
-from compendium.report.stats import MeanStd, best_single_source, mean_std, paired_comparison
+from compendium.report.stats import MeanStd, mean_std, paired_comparison, reference_source
 
 RESULT_COLUMNS = (
     "method", "label", "family", "n", "test_mean", "test_std", "best_test_mean", "best_test_std",
@@ -114,7 +114,7 @@ def results_table(
     if rows.empty:
         raise ValueError(f"no results for target {target!r}; collected targets: "
                          f"{sorted(frame['target'].unique())}")
-    reference = best_single_source(frame, target, candidates)
+    reference = reference_source(frame, target, candidates)
     out = [_method_row(frame, rows, method, reference) for method in _methods_in_order(rows)]
     table = pd.DataFrame(out, columns=list(RESULT_COLUMNS))
     for col in ("wins", "n_paired", "search_evaluations"):
@@ -218,7 +218,7 @@ def paired_summary_table(frame: pd.DataFrame,
     sets = _seed_sets(frame)
     signature = {m: tuple(sets.get((t, m), frozenset()) for t in targets)
                  for m in frame["method"].unique()}
-    references = {t: best_single_source(frame, t, candidates) for t in targets}
+    references = {t: reference_source(frame, t, candidates) for t in targets}
     anchors = [m for m in dict.fromkeys([*references.values(), ANCHOR]) if m in signature]
     full = summary_table(frame, candidates)
     groups = sorted(set(signature.values()),

@@ -155,7 +155,7 @@ def ablations_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
                     lams: Sequence[float], options: Mapping[str, Any],
                     searches: str | os.PathLike, prepared_dir: str | os.PathLike,
                     results_dir: str | os.PathLike, work_dir: str | os.PathLike,
-                    test_eval: str = "every") -> None:
+                    test_eval: str = "every", shots: int | None = None) -> None:
     """The whole ``ablations@<target>`` stage: every ablation, then the stage's summary
     (``<target>/ablations-summary.json``) and its accuracies figure. ``test_eval`` is the
     runs' (amcf.train.config.TrainConfig)."""
@@ -167,7 +167,7 @@ def ablations_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
         scheme=schemes[0], schemes=schemes,
         train=TrainConfig(**{"progress": False, **train, "test_eval": test_eval}),
         lam=lam, freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,
-        work_dir=work_dir, options=dict(options), group="ablations")
+        work_dir=work_dir, options=dict(options), group="ablations", shots=shots)
     run_ablations(setting, seeds, lams, methods, few_seeds=few_seeds)
     frame = group_frame(results_dir, target, "ablations", ABLATIONS)
     write_group_summary(results_dir, target, "ablations", frame)

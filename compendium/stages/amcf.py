@@ -87,7 +87,8 @@ def _publish_selection(setting: Setting, seed: int, result: TrainResult,
     keep = ("members", "epochs", "num_models", "model_epochs", "trainable_params", "device")
     metrics = {"method": "amcf-select", "seed": seed, **tracker.summary(names),
                **{k: result.metrics[k] for k in keep},
-               "scheme": list(scheme), "lam": setting.lam, "sources": names}
+               "scheme": list(scheme), "lam": setting.lam, "sources": names,
+               **setting.train_facts}
     return results.publish_files(out, setting.results_dir, setting.timings_dir,
                                  dataclasses.replace(result, history=history), metrics,
                                  shared_by=2)
@@ -98,7 +99,7 @@ def amcf_stage(target: str, seeds: Sequence[int], sources: Mapping[str, Mapping[
                lam: float, freeze_bn_stats: bool, train: Mapping[str, Any],
                scheme: Sequence[int] | None, searches: str | os.PathLike,
                prepared_dir: str | os.PathLike, results_dir: str | os.PathLike,
-               work_dir: str | os.PathLike) -> Path:
+               work_dir: str | os.PathLike, shots: int | None = None) -> Path:
     """The whole ``amcf@<target>`` stage: AMCF and amcf-select on every seed (side by side),
     the stage's summary (``<target>/amcf-summary.json``), and the first seed's curves and
     per-class errors. ``scheme`` (frozen layers per source) replaces the searches' schemes
@@ -110,7 +111,7 @@ def amcf_stage(target: str, seeds: Sequence[int], sources: Mapping[str, Mapping[
                       scheme=schemes[0], schemes=schemes,
                       train=TrainConfig(progress=False, **train), lam=lam,
                       freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,
-                      work_dir=work_dir)
+                      work_dir=work_dir, shots=shots)
     run_all([partial(run_amcf_and_select, setting, seed) for seed in seeds])  # amcf and amcf-select
     write_group_summary(results_dir, target, "amcf")
     out = setting.out_dir("amcf", seeds[0])  # the first seed's run, drawn below

@@ -232,13 +232,14 @@ def run_als(setting: Setting, seeds: Sequence[int], source: SourceSpec,
     """ALS: a GA picks k for ``source`` with AMLS's fitness and budget; then one run a seed
     (AMCF's run on that one source with the scheme found, lam = 0). Writes its search beside
     its seeds (``als/search.json``)."""
-    state = setting.work_dir / setting.splits.name / "als" / fingerprint(
+    here = setting.for_seed(0)  # the search at position 0's draw of sources and shots
+    state = here.work_dir / here.splits.name / "als" / fingerprint(
         search, fitness.identity(), sources_fingerprint([source]),
-        data_fingerprint(setting.splits),
-        setting.freeze_bn_stats, *device_key(fitness)) / "search-state.json"
-    result = als_search(source, setting.splits, fitness, particles=search["particles"],
+        data_fingerprint(here.splits),
+        here.freeze_bn_stats, *device_key(fitness)) / "search-state.json"
+    result = als_search(source, here.splits, fitness, particles=search["particles"],
                         iterations=search["iterations"], seed=search.get("seed", 0),
-                        state_path=state, freeze_bn_stats=setting.freeze_bn_stats)
+                        state_path=state, freeze_bn_stats=here.freeze_bn_stats)
     results.write_method_search(setting.out_dir("als", 0).parent,
                                 {"source": source.name, **result.to_dict()})
     for seed in seeds:
@@ -293,7 +294,7 @@ def baselines_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
                     search_seeds: Sequence[int], fitness: Mapping[str, Any],
                     searches: str | os.PathLike, prepared_dir: str | os.PathLike,
                     results_dir: str | os.PathLike, work_dir: str | os.PathLike,
-                    test_eval: str = "every") -> str:
+                    test_eval: str = "every", shots: int | None = None) -> str:
     """The whole ``baselines@<target>`` stage: every baseline, then the stage's summary
     (``<target>/baselines-summary.json``) and its accuracies figure. ALS's genetic search
     gets the swarm's budget and the first search seed. ``test_eval`` is the final runs'
@@ -306,7 +307,7 @@ def baselines_stage(target: str, methods: Sequence[str], seeds: Sequence[int],
         scheme=schemes[0], schemes=schemes,
         train=TrainConfig(**{"progress": False, **train, "test_eval": test_eval}),
         lam=lam, freeze_bn_stats=freeze_bn_stats, results_dir=results_dir,
-        work_dir=work_dir, options=dict(options), group="baselines")
+        work_dir=work_dir, options=dict(options), group="baselines", shots=shots)
     best = run_baselines(setting, seeds, {**pso, "seed": search_seeds[0]},
                          FitnessConfig(progress=False, **fitness), methods,
                          few_seeds=few_seeds)

@@ -31,6 +31,7 @@ from amcf.train.cuda import require_cuda, requires_cuda
 from amcf.train.fit import TrainResult, fit
 from amcf.train.state import device_identity, run_identity
 from compendium import results, timings
+from compendium.stages.fewshot import with_shots
 
 T = TypeVar("T")
 
@@ -58,6 +59,10 @@ class Setting:
     # n (:meth:`for_seed`), so the spread over seeds includes which sources one happened to
     # get; empty: ``sources`` for every seed
     draws: tuple[tuple[SourceSpec, ...], ...] = ()
+    # training images per class that seed s draws from the target's training pool (draw s,
+    # compendium.stages.fewshot); None: the whole training split trains every seed
+    shots: int | None = None
+    shots_drawn: bool = False  # splits.train is already the draw of one seed (for_seed)
 
     def __post_init__(self) -> None:
         self.draws = tuple(tuple(draw) for draw in self.draws)
@@ -81,12 +86,27 @@ class Setting:
                 else tuple(self.scheme))
 
     def for_seed(self, seed: int) -> Setting:
-        """This setting with the sources of the draw training seed ``seed`` uses
-        (:func:`draw_for_seed`); itself when there is one draw."""
-        if len(self.draws) <= 1:
-            return self
-        return dataclasses.replace(self, sources=list(draw_for_seed(self.draws, seed)),
-                                   draws=())
+        """This setting as training seed ``seed`` sees it: the sources of its draw
+        (:func:`draw_for_seed`) and its few-shot training set (draw ``seed`` of ``shots`` per
+        class); itself when there is one source draw and no ``shots``."""
+        here = self
+        if len(self.draws) > 1:
+            here = dataclasses.replace(here, sources=list(draw_for_seed(self.draws, seed)),
+                                       draws=())
+        if self.shots is not None and not self.shots_drawn:
+            here = dataclasses.replace(here, splits=with_shots(self.splits, self.shots, seed),
+                                       shots_drawn=True)
+        return here
+
+    @property
+    def train_facts(self) -> dict[str, int | None]:
+        """What every run of this setting trains on, for its metrics: its training images
+        (``shots`` per class, drawn per seed, else the whole training split), its classes and
+        its ``shots`` (None: no few-shot draw)."""
+        classes = self.splits.num_classes
+        images = (self.shots * classes if self.shots is not None
+                  else len(self.splits.train))
+        return {"train_images": images, "classes": classes, "shots": self.shots}
 
     def out_dir(self, method: str, seed: int) -> Path:
         return results.run_dir(self.results_dir, self.splits.name, self.group, method, seed)
@@ -229,7 +249,8 @@ def publish(setting: Setting, method: str, seed: int, result: TrainResult,
     """Publish a run's result files (``shared_by``: how many published results one training
     makes, each charged its share of the wall time)."""
     return results.publish_run(setting.out_dir(method, seed), setting.results_dir,
-                               setting.timings_dir, method, seed, result, extra, shared_by)
+                               setting.timings_dir, method, seed, result,
+                               {**setting.train_facts, **(extra or {})}, shared_by)
 
 
 def run_amcf_variant(setting: Setting, seed: int, *, method: str = "amcf",

@@ -25,6 +25,7 @@ from amcf.train.config import FitnessConfig, TrainConfig
 from compendium import results, timings
 from compendium.data.prepared import load_splits
 from compendium.pipeline.fanout import attached, ends_local_workers, run_all
+from compendium.stages.fewshot import with_shots
 from compendium.stages.runs import (
     check_device,
     data_fingerprint,
@@ -58,13 +59,17 @@ def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, A
                  work_dir: str | Path, freeze_bn_stats: bool = False,
                  compare_scores: Sequence[str] = (),
                  timings_dir: str | Path | None = None,
-                 draws: Sequence[Sequence[SourceSpec]] = ()) -> list[SearchResult]:
+                 draws: Sequence[Sequence[SourceSpec]] = (),
+                 shots: int | None = None) -> list[SearchResult]:
     """AMLS once per search seed (the seed of both the swarm and its fitness runs).
 
     ``draws``: the sources of each pretraining draw (:func:`compendium.stages.runs.
     source_draws`); the search at position p of ``seeds`` uses draw p mod n, so training seed
     s, which uses search s mod len(seeds) and draw s mod n, trains the sources its scheme was
     searched on (n must divide the number of searches). Empty: ``sources`` for every search.
+    ``shots``: the search at position p trains on draw p of ``shots`` images per class of the
+    training pool (:mod:`compendium.stages.fewshot`), the images training seed p trains on;
+    None: the whole training split.
 
     Writes each search under ``out_dir/searches/seed<k>/``, the first one's ``search.json``
     and ``search-summary.json`` also in ``out_dir`` (its figures), and ``out_dir/searches.json``:
@@ -90,8 +95,9 @@ def run_searches(splits: Splits, sources: Sequence[SourceSpec], pso: dict[str, A
     # own state and trainings): they run side by side, or as Ray tasks on a cluster
     clock = Path(timings_dir if timings_dir is not None
                  else timings.default_timings_dir(work_dir))
-    done = run_all([partial(_search_seed, splits, draw_for_seed(draws, p), pso, fitness, lam, k,
-                            out, work_dir, freeze_bn_stats, compare_scores, clock)
+    done = run_all([partial(_search_seed, with_shots(splits, shots, p), draw_for_seed(draws, p),
+                            pso, fitness, lam, k, out, work_dir, freeze_bn_stats,
+                            compare_scores, clock)
                     for p, k in enumerate(seeds)])
     found, rows = [result for result, _ in done], [row for _, row in done]
     results.write_searches(out, [s.name for s in sources], rows)
@@ -194,7 +200,7 @@ def search_stage(target: str, sources: Mapping[str, Mapping[str, Any]], lam: flo
                  freeze_bn_stats: bool, pso: dict[str, Any], fitness: Mapping[str, Any],
                  search_seeds: Sequence[int], compare_scores: Sequence[str],
                  prepared_dir: str | Path, out_dir: str | Path,
-                 work_dir: str | Path) -> list[SearchResult]:
+                 work_dir: str | Path, shots: int | None = None) -> list[SearchResult]:
     """The whole ``search@<target>`` stage: every search, then the first search's figures
     (``figures/swarm``, ``figures/scheme``). Returns the searches' results."""
     check_device(f"search@{target}", fitness, elsewhere=attached())
@@ -204,7 +210,8 @@ def search_stage(target: str, sources: Mapping[str, Mapping[str, Any]], lam: flo
     config = FitnessConfig(progress=False, **fitness)  # fitness.score: how a run is scored
     found = run_searches(splits, specs, pso, config, lam, search_seeds, out_dir, work_dir,
                          freeze_bn_stats=freeze_bn_stats, compare_scores=compare_scores,
-                         timings_dir=timings.default_timings_dir(work_dir), draws=draws)
+                         timings_dir=timings.default_timings_dir(work_dir), draws=draws,
+                         shots=shots)
     figures = Path(out_dir) / "figures"
     # imported here: the worker processes that import this module to train draw nothing
     from compendium.plots.search import plot_layer_scheme, plot_swarm
