@@ -96,8 +96,10 @@ class PretrainEntry(_Strict):
 
 class TargetEntry(_Strict):
     # training images per class, drawn afresh for each seed from the target's training pool
-    # (compendium.stages.fewshot); None (or left out): the whole training split trains
-    shots: int | None = Field(None, ge=1)
+    # (compendium.stages.fewshot); null: the whole training split trains. Required, so that
+    # no entry is empty: DVC renders an empty entry as a double space in the stage's command,
+    # which the lock file's folded YAML does not keep, and the stage would never be up to date
+    shots: int | None = Field(ge=1)
 
 
 class SourceEntry(_Strict):

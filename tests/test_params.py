@@ -67,7 +67,9 @@ def _broken(tmp_path, edit) -> Path:
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda t: t["datasets"].update({"omniglott": {}}), "omniglot"),
-    (lambda t: t["targets"].update({"digits2": {}}), "not under `datasets:`"),
+    (lambda t: t["targets"].update({"digits2": {"shots": 3}}), "not under `datasets:`"),
+    (lambda t: t["targets"].update({"digits": {}}), r"targets.digits.shots"),
+    (lambda t: t["targets"].update({"digits": {"shots": 0}}), r"targets.digits.shots"),
     (lambda t: t["amcf"].update({"lam": -1}), "amcf.lam"),
     (lambda t: t["final"]["train"].update({"epochs": 0}), "final.train.epochs"),
     (lambda t: t["final"]["train"].update({"epoch": 3}), "final.train.epoch"),
