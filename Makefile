@@ -110,7 +110,7 @@ cluster-check: setup
 	bash scripts/cluster-check $(CLUSTER_TARGET) 2
 
 # Issue 20: the primary comparison under a fresh, disjoint set of draws (sources pretrained
-# under other seeds, other searches, other training seeds), beside this checkout's; about six
+# under other seeds, other searches, other training seeds), beside this checkout's; about 14
 # minutes on 2 cores, in a scratch copy (build/draws-check); writes build/draws-check.json.
 draws-check: setup
 	$(BIN)/python -m scripts.draws_check --out build/draws-check.json

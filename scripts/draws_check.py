@@ -1,7 +1,7 @@
 """Does the primary comparison hold under a fresh, disjoint set of draws?
 
 ``python -m scripts.draws_check [--out build/draws-check.json]`` (``make draws-check``; about
-six minutes of the embedded default on 2 cores) reruns, in a scratch copy of this checkout
+14 minutes of the embedded default on 2 cores) reruns, in a scratch copy of this checkout
 (``build/draws-check``), everything the primary comparison depends on under draws that share
 nothing with the committed results: the sources pretrained under other seeds (``pretrain.*.
 train.seed`` moved past every committed draw), other search seeds, and training seeds
