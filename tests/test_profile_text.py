@@ -62,9 +62,7 @@ EMBEDDED = {
         " The exploratory ablations ran on fewer seeds than the planned comparisons. On "
         r"\texttt{animals-novel} (25 images), \texttt{digits} (10 images) and "
         r"\texttt{fashion} (30 images) the whole training set is one batch and an epoch a "
-        "single step of SGD, so a fitness run of 5 epochs is 5 steps. Each few-shot target "
-        "validates on more images than it trains on, which a practitioner with so few labels "
-        "might rather train on."),
+        "single step of SGD, so a fitness run of 5 epochs is 5 steps."),
     "LimitationsPlateau": "",  # its frame has no epochs; see the plateau test below
 }
 

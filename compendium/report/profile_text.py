@@ -175,25 +175,19 @@ def caveats(frame: pd.DataFrame, batch_size: int | None = None,
 def few_image_caveats(frame: pd.DataFrame, batch_size: int | None,
                       fitness_epochs: int | None) -> list[str]:
     """What the fewest training images imply: targets whose training set fits in one batch
-    take one SGD step an epoch (so a fitness run is as many steps as epochs), and few-shot
-    targets validate on more images than they train on."""
+    take one SGD step an epoch (so a fitness run is as many steps as epochs)."""
     known = frame.dropna(subset=["train_images"]) if "train_images" in frame else frame.iloc[:0]
     if known.empty:
         return []
     images = known.groupby("target")["train_images"].max().astype(int)
-    out = []
     one_step = [t for t, n in images.items() if batch_size and n <= batch_size]
-    if one_step:
-        names = _join([f"\\texttt{{{escape_latex(t)}}} ({images[t]} images)" for t in one_step])
-        steps = (f", so a fitness run of {fitness_epochs} epochs is {fitness_epochs} steps"
-                 if fitness_epochs else "")
-        out.append(f"On {names} the whole training set is one batch and an epoch a single "
-                   f"step of SGD{steps}.")
-    shots = known.dropna(subset=["shots"]) if "shots" in known else known.iloc[:0]
-    if not shots.empty:
-        out.append("Each few-shot target validates on more images than it trains on, which a "
-                   "practitioner with so few labels might rather train on.")
-    return out
+    if not one_step:
+        return []
+    names = _join([f"\\texttt{{{escape_latex(t)}}} ({images[t]} images)" for t in one_step])
+    steps = (f", so a fitness run of {fitness_epochs} epochs is {fitness_epochs} steps"
+             if fitness_epochs else "")
+    return [f"On {names} the whole training set is one batch and an epoch a single step of "
+            f"SGD{steps}."]
 
 
 # the share of runs whose selected epoch must come before the last for the recipe to count as
