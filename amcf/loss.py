@@ -35,9 +35,11 @@ def collaborative_penalty(logits: Sequence[Tensor]) -> Tensor:
     """Mean over the batch of (1/K) sum_j ||z_j - zbar||_2 (zero when K = 1)."""
     z = stack_logits(logits)
     zbar = z.mean(dim=0, keepdim=True)
-    # The norm's gradient is undefined where z_j == zbar exactly (always so for K = 1); the
-    # tiny epsilon inside the square root keeps it finite without changing the value visibly.
-    dist = ((z - zbar).pow(2).sum(dim=-1) + 1e-12).sqrt()
+    # vector_norm, not pow(2).sum().sqrt(): on the CPU torch.sqrt goes through MKL's vector
+    # maths, whose last bits differ between Intel and AMD CPUs even under the numerical policy
+    # (docs/numerics.md); vector_norm's bytes were the same on both. Where z_j == zbar exactly
+    # (always so for K = 1) its gradient is zero.
+    dist = torch.linalg.vector_norm(z - zbar, dim=-1)
     if z.shape[0] == 1:
         return dist.sum() * 0.0
     return dist.mean(dim=0).mean()

@@ -142,9 +142,28 @@ def test_one_model_has_no_penalty_and_finite_gradients():
 
 
 def test_identical_models_have_zero_penalty_and_finite_gradients():
-    # every residual is zero: the norm's gradient is undefined there, the epsilon keeps it 0
+    # every residual is zero: the norm's gradient is undefined there, vector_norm takes 0
     z = _logits([[[2.0, -1.0]], [[2.0, -1.0]], [[2.0, -1.0]]])
     value = collaborative_penalty(z)
     value.backward()
     assert value.item() == pytest.approx(0.0, abs=1e-5)
     assert all(torch.isfinite(zj.grad).all() for zj in z)
+
+
+def test_penalty_takes_no_root_through_torch_sqrt():
+    # torch.sqrt on a CPU is MKL's vector maths, whose last bits differ between Intel and AMD
+    # CPUs under the numerical policy (docs/numerics.md): the penalty must not call it
+    from torch.overrides import TorchFunctionMode
+
+    called = []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            called.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    z = _logits(K3)
+    with Record():
+        collaborative_penalty(z).backward()
+    assert called, "the recorder saw no call"
+    assert not {"sqrt", "sqrt_", "rsqrt"} & set(called), called
