@@ -128,9 +128,28 @@ def pipeline(out: Path, scale: str = "small") -> dict[str, str]:
                       train=TrainConfig(epochs=epochs, batch_size=32, lr=0.01, progress=False),
                       lam=0.2, results_dir=results, work_dir=work)
     run_all([partial(run_amcf_and_select, setting, seed) for seed in (0, 1)])
+    _mc_loss_probe(results / "mc-loss-probe.bin")
     files = sorted(p for p in [*results.rglob("*"), *out.glob("*.pt")] if p.is_file())
     return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in files}
+
+
+def _mc_loss_probe(path: Path) -> None:
+    """The MC-loss and its gradient on fixed logits (K = 3, batch 32, 50 classes), as bytes.
+
+    The pipeline's few short runs need not hit a value where an op's last bits depend on the
+    CPU's vendor: its bytes stayed the same on an AMD EPYC while torch.sqrt in the penalty
+    moved every full-size AMCF run there (docs/numerics.md). These logits do hit such values."""
+    import torch
+
+    from amcf.loss import collaborative_loss
+
+    generator = torch.Generator().manual_seed(0)
+    z = (torch.randn(3, 32, 50, generator=generator) * 3).requires_grad_()
+    y = torch.randint(0, 50, (32,), generator=generator)
+    loss = collaborative_loss(list(z), y, lam=0.2)
+    loss.backward()
+    path.write_bytes(loss.detach().numpy().tobytes() + z.grad.numpy().tobytes())
 
 
 def run_variant(env: dict[str, str], policy: bool, emulate: str | None = None,
