@@ -17,20 +17,18 @@ script gives it the same work in the form it understands:
 The base then runs one stage per draw (12 more stage start-ups than today's three
 ``pretrain@`` stages), which the comparison reports apart.
 
-    python benchmarks/base_side_by_side.py prepare ../amcf-base   # after `make inputs`
+    python -m benchmarks.base_side_by_side prepare ../amcf-base   # after `make inputs`
     (cd ../amcf-base && make setup && .venv/bin/amcf data fetch && \\
      PATH=$PWD/.venv/bin:$PATH dvc repro --force)
     dvc repro --force                                              # here, nothing else running
-    python benchmarks/base_side_by_side.py compare ../amcf-base .  # papermill's durations
+    python -m benchmarks.base_side_by_side compare ../amcf-base .  # papermill's durations
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import yaml
@@ -109,29 +107,22 @@ def prepare(base_dir: Path) -> None:
           "PATH=$PWD/.venv/bin:$PATH dvc repro --force")
 
 
-def durations(tree: Path) -> dict[str, float]:
-    """Papermill's duration of every executed stage notebook of ``tree``."""
-    found = {}
-    for notebook in sorted((tree / "build" / "notebooks").glob("*.ipynb")):
-        meta = json.loads(notebook.read_text())["metadata"].get("papermill", {})
-        if meta.get("duration") is not None:
-            found[notebook.stem] = float(meta["duration"])
-    return found
-
-
 def compare(base_dir: Path, new_dir: Path) -> None:
-    trees = {"base": durations(base_dir), "new": durations(new_dir)}
-    kinds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for which, stages in trees.items():
-        for stage, seconds in stages.items():
-            kinds[stage.split("-")[0]][which].append(seconds)
+    """Papermill's seconds per stage kind of both trees (``stage_costs`` reads them)."""
+    from benchmarks.stage_costs import stage_costs
+
+    trees = {name: stage_costs(tree / "build" / "notebooks", tree / "build" / "work",
+                               measure=False)["kinds"]
+             for name, tree in (("base", base_dir), ("new", new_dir))}
+    seconds = {name: {kind: (c["mean_stage_s"] * c["stages"], c["stages"])
+                      for kind, c in kinds.items()} for name, kinds in trees.items()}
     print(f"{'stage kind':12s} {'base s (stages)':>17s} {'new s (stages)':>16s} {'ratio':>6s}")
-    for kind, by in sorted(kinds.items()):
-        base, new = sum(by["base"]), sum(by["new"])
+    for kind in sorted(set(seconds["base"]) | set(seconds["new"])):
+        base, nb = seconds["base"].get(kind, (0.0, 0))
+        new, nn = seconds["new"].get(kind, (0.0, 0))
         ratio = f"{base / new:6.2f}" if new else "     -"
-        print(f"{kind:12s} {base:10.1f} ({len(by['base']):3d}) {new:9.1f} ({len(by['new']):3d}) "
-              f"{ratio}")
-    base, new = sum(trees["base"].values()), sum(trees["new"].values())
+        print(f"{kind:12s} {base:10.1f} ({nb:3d}) {new:9.1f} ({nn:3d}) {ratio}")
+    base, new = (sum(s for s, _ in seconds[n].values()) for n in ("base", "new"))
     print(f"{'notebooks':12s} {base:10.1f}       {new:9.1f}       {base / new:6.2f}")
 
 
