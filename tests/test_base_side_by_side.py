@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,15 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks import base_side_by_side as module
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location(
-        "base_side_by_side", ROOT / "benchmarks" / "base_side_by_side.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _base_params(commit: str) -> dict:
@@ -32,7 +25,6 @@ def _base_params(commit: str) -> dict:
 
 
 def test_the_base_gets_todays_recipes_targets_and_one_stage_per_source_draw():
-    module = _module()
     today = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = module.base_params(_base_params(module.BASE), today)
     assert params["final"] == today["final"]
