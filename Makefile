@@ -46,9 +46,8 @@ tex:
 # the unit tests that read the files skip, saying so).
 os-data:
 	@[ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || dpkg -s dataset-fashion-mnist \
-	  >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	  dataset-fashion-mnist >/dev/null 2>&1 || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
+	  >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null \
 	  || true; }
 
 data: setup os-data
